@@ -248,3 +248,73 @@ def test_throttle_rejects_nonsense_limit():
     """max_failures below 1 is refused."""
     with pytest.raises(ValueError, match="at least 1"):
         LoginThrottle(max_failures=0)
+
+
+def make_authenticator(root, **config):
+    """A CMRQCAuthenticator on ``root`` (skips when the hub extra is not installed)."""
+    pytest.importorskip("jupyterhub")
+    from cmrqc_widgets.hub import CMRQCAuthenticator
+
+    return CMRQCAuthenticator(data_root=str(root), **config)
+
+
+def login(authenticator, name, password):
+    """Run the authenticator's login check as the hub's login form would."""
+    import asyncio
+
+    return asyncio.run(authenticator.authenticate(None, {"username": name, "password": password}))
+
+
+def test_authenticator_accepts_right_password_only(tmp_path):
+    """The hub authenticator returns the name for the right password and None otherwise."""
+    add_user(tmp_path, "alice", "pw-alice")
+    auth = make_authenticator(tmp_path)
+    assert login(auth, "alice", "pw-alice") == "alice"
+    assert login(auth, "alice", "wrong") is None
+    assert login(auth, "nobody", "pw-alice") is None
+    assert login(auth, "../alice", "pw-alice") is None
+
+
+def test_authenticator_sees_new_users_without_restart(tmp_path):
+    """A reviewer added while the hub runs can log in at once and is allowed."""
+    auth = make_authenticator(tmp_path)
+    assert not auth.check_allowed("bob")
+    add_user(tmp_path, "bob", "pw-bob")
+    assert login(auth, "bob", "pw-bob") == "bob"
+    assert auth.check_allowed("bob")
+    assert not auth.check_allowed("carol")
+
+
+def test_authenticator_locks_out_after_failures(tmp_path, caplog):
+    """After max_failures wrong passwords even the right one is refused, and the log says why."""
+    add_user(tmp_path, "alice", "pw-alice")
+    auth = make_authenticator(tmp_path, max_failures=3, lockout_seconds=600)
+    for _ in range(3):
+        assert login(auth, "alice", "guess") is None
+    assert login(auth, "alice", "pw-alice") is None
+    assert "locked out" in caplog.text
+    assert login(auth, "bob", "anything") is None
+
+
+def test_authenticator_refuses_plaintext_file(tmp_path, caplog):
+    """On a legacy plaintext users.json nobody logs in and the log carries the migrate hint."""
+    (tmp_path / "users.json").write_text(json.dumps({"alice": "password"}))
+    auth = make_authenticator(tmp_path)
+    assert login(auth, "alice", "password") is None
+    assert "cmrqc user migrate" in caplog.text
+    assert not auth.check_allowed("alice")
+
+
+def test_authenticator_keeps_name_case(tmp_path):
+    """User names are not lower-cased: they name the reviewer's folder exactly."""
+    auth = make_authenticator(tmp_path)
+    assert auth.normalize_username("DrSmith") == "DrSmith"
+
+
+def test_authenticator_default_root_from_environment(tmp_path, monkeypatch):
+    """Without data_root config the authenticator reads CMRQC_ROOT."""
+    pytest.importorskip("jupyterhub")
+    from cmrqc_widgets.hub import CMRQCAuthenticator
+
+    monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
+    assert CMRQCAuthenticator().data_root == str(tmp_path.resolve())

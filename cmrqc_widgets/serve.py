@@ -1,0 +1,298 @@
+"""``cmrqc serve`` (the Voilà dashboard) and ``cmrqc hub`` (a local JupyterHub trial).
+
+Both find the files we ship — the dashboard notebook ``review.ipynb`` and ``voila_config/`` —
+from the installed package: a wheel carries them in ``cmrqc_widgets/_shipped/``, a source
+checkout (or an editable install) has them at the top of the repository.
+
+``cmrqc serve`` runs Voilà on ``review.ipynb`` with the settings of ``voila_config/voila.json``
+(no source shown, the offline ``cmrqc`` template, idle kernels culled, a preheated kernel) and
+passes the data root and reviewer to the kernel as ``CMRQC_ROOT`` / ``CMRQC_USER``: a preheated
+kernel renders the notebook before any request, so the reviewer must come from the server's
+environment, not from the request.
+
+``cmrqc hub`` runs JupyterHub with ``voila_config/jupyterhub_config.py`` on 127.0.0.1, all
+reviewers as the current OS user (``SimpleLocalProcessSpawner``): a trial, not a production
+set-up (see ``voila_config/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import CmrqcError
+from .names import resolve_root, resolve_user, user_folder
+
+__all__ = [
+    "DEMO_DATASET",
+    "NOTEBOOK",
+    "hub_command",
+    "hub_environment",
+    "register",
+    "serve_command",
+    "serve_environment",
+    "shipped_dir",
+    "voila_arguments",
+    "voila_settings",
+]
+
+NOTEBOOK = "review.ipynb"
+"""The dashboard notebook Voilà serves."""
+
+DEMO_DATASET = "demo.json"
+"""Dataset file ``--demo`` creates for the reviewer."""
+
+TEMPLATE = "cmrqc"
+"""Our Voilà template (``voila_config/voila/templates/cmrqc``): the lab template minus its CDN links."""
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_dir(name: str, package_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Folder of shipped files: ``"notebooks"`` or ``"voila_config"``.
+
+    Looks in ``<package>/_shipped/<name>`` (an installed wheel) and then in
+    ``<package>/../<name>`` (a source checkout or editable install).
+
+    Raises
+    ------
+    CmrqcError
+        If neither exists (a broken installation).
+    """
+    package = Path(package_dir) if package_dir is not None else _PACKAGE_DIR
+    candidates = [package / "_shipped" / name, package.parent / name]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise CmrqcError(
+        f"The folder {name!r} is missing from this installation (looked in "
+        f"{' and '.join(str(c) for c in candidates)}); reinstall cmrqc_widgets."
+    )
+
+
+def find_notebook(package_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the dashboard notebook ``review.ipynb``."""
+    notebook = shipped_dir("notebooks", package_dir) / NOTEBOOK
+    if not notebook.is_file():
+        raise CmrqcError(f"The dashboard notebook {notebook} is missing; reinstall cmrqc_widgets.")
+    return notebook
+
+
+def voila_settings(config_dir: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The Voilà settings we ship, read from ``voila_config/voila.json``."""
+    path = Path(config_dir or shipped_dir("voila_config")) / "voila.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CmrqcError(f"The Voilà settings file {path} cannot be read: {exc}.") from exc
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
+        raise CmrqcError(f"The Voilà settings file {path} must map section names to objects.")
+    return settings
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return json.dumps(value)
+
+
+def voila_arguments(
+    notebook: str | os.PathLike[str],
+    *,
+    port: int = 8866,
+    ip: str = "127.0.0.1",
+    open_browser: bool = True,
+    config_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """Command line that starts Voilà on ``notebook`` with our settings.
+
+    Every entry of ``voila.json`` becomes an explicit ``--Section.name=value`` flag, so the
+    settings are visible in ``ps`` and do not depend on which Jupyter config paths are active.
+    """
+    argv = [sys.executable, "-m", "voila", os.fspath(notebook), f"--port={int(port)}", f"--Voila.ip={ip}"]
+    if not open_browser:
+        argv.append("--no-browser")
+    for section, values in voila_settings(config_dir).items():
+        for name, value in values.items():
+            argv.append(f"--{section}.{name}={_flag_value(value)}")
+    return argv
+
+
+def _prepend_path(current: str | None, first: Path) -> str:
+    return os.pathsep.join([str(first), *([current] if current else [])])
+
+
+def serve_environment(
+    root: Path, user: str, config_dir: Path, base: dict[str, str] | None = None, ip: str = "127.0.0.1"
+) -> dict[str, str]:
+    """Environment of the Voilà server (inherited by its kernels).
+
+    Sets ``CMRQC_ROOT`` and ``CMRQC_USER``, drops an inherited ``JUPYTERHUB_USER`` (it would
+    override the reviewer chosen here) and puts ``voila_config`` on ``JUPYTER_PATH`` so Voilà
+    finds the ``cmrqc`` template.
+    """
+    env = dict(os.environ if base is None else base)
+    env.pop("JUPYTERHUB_USER", None)
+    env["CMRQC_ROOT"] = str(root)
+    env["CMRQC_USER"] = user
+    env["JUPYTER_PATH"] = _prepend_path(env.get("JUPYTER_PATH"), config_dir)
+    # Where a preheated kernel's `voila.utils.wait_for_request` reaches the server.
+    env["VOILA_APP_IP"] = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
+    return env
+
+
+def ensure_demo(root: Path, user: str) -> Path:
+    """Create the demo cohort and the reviewer's ``demo.json`` unless it exists; return its path."""
+    dataset = user_folder(root, user) / DEMO_DATASET
+    if dataset.exists():
+        return dataset
+    from .demo import make_demo_cohort
+
+    return Path(make_demo_cohort(root, user, dataset=DEMO_DATASET))
+
+
+def _run(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> int:
+    """Run a server in the foreground until it exits or the user presses Ctrl-C."""
+    process = subprocess.Popen(list(argv), env=env, cwd=cwd)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # The server got the same SIGINT from the terminal; let it shut its kernels down.
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """Resolve everything ``cmrqc serve`` needs: the Voilà command line and its environment."""
+    root = resolve_root(args.root)
+    user = resolve_user(args.user)
+    notebook = find_notebook()
+    config_dir = shipped_dir("voila_config")
+    if getattr(args, "demo", False):
+        path = ensure_demo(root, user)
+        print(f"Demo dataset: {path}", file=sys.stderr)
+    argv = voila_arguments(
+        notebook,
+        port=args.port,
+        ip=args.ip,
+        open_browser=not getattr(args, "no_browser", False),
+        config_dir=config_dir,
+    )
+    return argv, serve_environment(root, user, config_dir, ip=args.ip)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``cmrqc serve``: run the Voilà dashboard for one reviewer until Ctrl-C."""
+    argv, env = prepare_serve(args)
+    print(
+        f"Serving the review dashboard for {env['CMRQC_USER']} (data root {env['CMRQC_ROOT']}) "
+        f"on http://{args.ip}:{args.port}/ — press Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    return _run(argv, env)
+
+
+def hub_environment(
+    root: Path,
+    *,
+    port: int = 8000,
+    ip: str = "127.0.0.1",
+    state: Path,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment read by ``voila_config/jupyterhub_config.py`` for a local trial hub."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        CMRQC_ROOT=str(root),
+        CMRQC_HUB_IP=ip,
+        CMRQC_HUB_PORT=str(int(port)),
+        CMRQC_HUB_STATE=str(state),
+        CMRQC_HUB_SPAWNER="simple",
+    )
+    return env
+
+
+def prepare_hub(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
+    """Resolve ``cmrqc hub``: the JupyterHub command line, its environment and state folder."""
+    from .auth import load_users
+
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError as exc:
+        raise CmrqcError(
+            "JupyterHub is not installed; install the hub extra: pip install 'cmrqc_widgets[hub]'."
+        ) from exc
+    if shutil.which("configurable-http-proxy") is None:
+        raise CmrqcError(
+            "configurable-http-proxy is not on PATH; install it with: npm install -g configurable-http-proxy."
+        )
+    root = resolve_root(args.root)
+    users = load_users(root)  # refuses a legacy plaintext file before the hub starts
+    if not users:
+        print(
+            f"No reviewers in {root / 'users.json'} yet: add one with `cmrqc user add NAME --root {root}`.",
+            file=sys.stderr,
+        )
+    state = Path(args.state).expanduser().resolve() if args.state else root / ".hub"
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)  # holds the cookie secret and the hub database
+    config = shipped_dir("voila_config") / "jupyterhub_config.py"
+    argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+    return argv, hub_environment(root, port=args.port, ip=args.ip, state=state), state
+
+
+def hub_command(args: argparse.Namespace) -> int:
+    """``cmrqc hub``: run a local JupyterHub trial (all reviewers as this OS user) until Ctrl-C."""
+    argv, env, state = prepare_hub(args)
+    print(
+        f"JupyterHub trial on http://{args.ip}:{args.port}/ (data root {env['CMRQC_ROOT']}, "
+        f"state {state}) — press Ctrl-C to stop.",
+        file=sys.stderr,
+    )
+    return _run(argv, env, cwd=state)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` and ``hub`` subcommands to the ``cmrqc`` command line."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="open the review dashboard (Voilà) in the browser",
+        description="Run the review dashboard with Voilà for one reviewer until Ctrl-C.",
+    )
+    serve.add_argument(
+        "--demo", action="store_true", help="create the demo cohort for the reviewer first, if missing"
+    )
+    serve.add_argument("--root", help="data root (default: $CMRQC_ROOT, then ~/cmrqc)")
+    serve.add_argument(
+        "--user", help="reviewer (default: $JUPYTERHUB_USER, then $CMRQC_USER, then the OS user)"
+    )
+    serve.add_argument("--port", type=int, default=8866, help="port (default: 8866)")
+    serve.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    serve.set_defaults(func=serve_command)
+
+    hub = subparsers.add_parser(
+        "hub",
+        help="run a local JupyterHub trial: reviewers log in with users.json",
+        description=(
+            "Run JupyterHub with voila_config/jupyterhub_config.py; every reviewer runs as this OS user "
+            "(a trial; see voila_config/README.md for production)."
+        ),
+    )
+    hub.add_argument("--root", help="data root holding users.json (default: $CMRQC_ROOT, then ~/cmrqc)")
+    hub.add_argument("--port", type=int, default=8000, help="public port (default: 8000)")
+    hub.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    hub.add_argument("--state", help="folder for the hub database and cookie secret (default: <root>/.hub)")
+    hub.set_defaults(func=hub_command)

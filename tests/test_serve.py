@@ -1,0 +1,279 @@
+"""`cmrqc serve` / `cmrqc hub`: finding the shipped files, the Voilà command line, the hub config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cmrqc_widgets import serve
+from cmrqc_widgets.errors import AuthError, CmrqcError, InvalidNameError
+from cmrqc_widgets.serve import (
+    find_notebook,
+    hub_environment,
+    prepare_hub,
+    prepare_serve,
+    register,
+    serve_environment,
+    shipped_dir,
+    voila_arguments,
+    voila_settings,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "voila_config"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse a `cmrqc` command line made only of our subcommands."""
+    parser = argparse.ArgumentParser(prog="cmrqc")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def fake_package(tmp_path: Path, layout: str) -> Path:
+    """A package folder laid out like an installed wheel or a source checkout; returns the package dir."""
+    package = tmp_path / layout / "cmrqc_widgets"
+    package.mkdir(parents=True)
+    base = package / "_shipped" if layout == "wheel" else package.parent
+    for name in ("notebooks", "voila_config"):
+        (base / name).mkdir(parents=True)
+    (base / "notebooks" / "review.ipynb").write_text("{}")
+    (base / "voila_config" / "voila.json").write_text(json.dumps({"VoilaConfiguration": {"theme": layout}}))
+    return package
+
+
+@pytest.mark.parametrize("layout", ["wheel", "checkout"])
+def test_shipped_files_found_in_both_layouts(tmp_path, layout):
+    """The notebook and voila_config are found in a wheel's _shipped/ and in a source checkout."""
+    package = fake_package(tmp_path, layout)
+    base = package / "_shipped" if layout == "wheel" else package.parent
+    assert shipped_dir("notebooks", package) == base / "notebooks"
+    assert find_notebook(package) == base / "notebooks" / "review.ipynb"
+    assert voila_settings(shipped_dir("voila_config", package)) == {"VoilaConfiguration": {"theme": layout}}
+
+
+def test_wheel_layout_wins_over_checkout(tmp_path):
+    """When both exist (a wheel installed inside a checkout), the package's own copy is used."""
+    package = fake_package(tmp_path, "wheel")
+    (package.parent / "notebooks").mkdir()
+    assert shipped_dir("notebooks", package) == package / "_shipped" / "notebooks"
+
+
+def test_missing_shipped_files_named(tmp_path):
+    """A broken installation says which folder is missing and where it looked."""
+    package = tmp_path / "cmrqc_widgets"
+    package.mkdir()
+    with pytest.raises(CmrqcError, match=r"'notebooks' is missing.*_shipped"):
+        shipped_dir("notebooks", package)
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(CmrqcError, match=r"review\.ipynb is missing"):
+        find_notebook(package)
+
+
+def test_this_checkout_has_the_shipped_folders():
+    """In this source checkout the files resolve to the repository's voila_config and notebooks."""
+    assert shipped_dir("voila_config") == CONFIG
+    assert shipped_dir("notebooks") == REPO / "notebooks"
+
+
+def test_voila_arguments_carry_our_settings(tmp_path):
+    """The Voilà command line hides sources, uses the offline template, preheats and culls kernels."""
+    argv = voila_arguments(tmp_path / "review.ipynb", port=9123, ip="127.0.0.1", open_browser=False)
+    assert argv[1:4] == ["-m", "voila", str(tmp_path / "review.ipynb")]
+    for flag in [
+        "--port=9123",
+        "--Voila.ip=127.0.0.1",
+        "--no-browser",
+        "--VoilaConfiguration.strip_sources=True",
+        "--VoilaConfiguration.template=cmrqc",
+        "--VoilaConfiguration.preheat_kernel=True",
+        "--VoilaConfiguration.default_pool_size=1",
+        "--MappingKernelManager.cull_interval=30",
+        "--MappingKernelManager.cull_idle_timeout=600",
+    ]:
+        assert flag in argv
+    assert "--no-browser" not in voila_arguments("nb.ipynb", open_browser=True)
+
+
+def test_every_shipped_setting_reaches_the_command_line():
+    """Each entry of voila.json appears as an explicit flag."""
+    argv = voila_arguments("review.ipynb")
+    for section, values in voila_settings().items():
+        for name in values:
+            assert any(a.startswith(f"--{section}.{name}=") for a in argv), (section, name)
+
+
+def test_template_needs_no_internet():
+    """The cmrqc template extends Voilà's lab template and links nothing outside the server."""
+    template = CONFIG / "voila" / "templates" / "cmrqc"
+    assert json.loads((template / "conf.json").read_text())["base_template"] == "lab"
+    text = (template / "index.html.j2").read_text()
+    assert "voila/templates/lab/index.html.j2" in text
+    assert "http://" not in text and "https://" not in text
+
+
+def test_voila_finds_the_template():
+    """Voilà's own template lookup finds cmrqc on JUPYTER_PATH, with lab and base beneath it."""
+    from jupyter_core.paths import jupyter_path
+    from voila.paths import collect_template_paths
+
+    paths = collect_template_paths(["voila", "nbconvert"], "cmrqc", root_dirs=[str(CONFIG), *jupyter_path()])
+    assert paths[0] == str(CONFIG / "voila" / "templates" / "cmrqc")
+    assert any(p.endswith(os.path.join("voila", "templates", "lab")) for p in paths)
+
+
+def test_serve_environment_sets_reviewer_and_root(tmp_path):
+    """The server (so every kernel) gets CMRQC_ROOT/CMRQC_USER; an inherited JUPYTERHUB_USER is dropped."""
+    base = {"JUPYTERHUB_USER": "mallory", "JUPYTER_PATH": "/elsewhere", "PATH": "/usr/bin"}
+    env = serve_environment(tmp_path, "alice", CONFIG, base=base)
+    assert env["CMRQC_ROOT"] == str(tmp_path)
+    assert env["CMRQC_USER"] == "alice"
+    assert "JUPYTERHUB_USER" not in env
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(CONFIG), "/elsewhere"]
+    assert env["PATH"] == "/usr/bin"
+    assert base["JUPYTERHUB_USER"] == "mallory"
+
+
+def test_prepare_serve_resolves_root_user_and_port(tmp_path, monkeypatch):
+    """`cmrqc serve --root --user --port --ip --no-browser` turns into the Voilà command and environment."""
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    args = parse(["serve", "--root", str(tmp_path), "--user", "bob", "--port", "9001", "--no-browser"])
+    argv, env = prepare_serve(args)
+    assert argv[3] == str(REPO / "notebooks" / "review.ipynb")
+    assert "--port=9001" in argv and "--no-browser" in argv and "--Voila.ip=127.0.0.1" in argv
+    assert env["CMRQC_ROOT"] == str(tmp_path.resolve()) and env["CMRQC_USER"] == "bob"
+    assert not (tmp_path / "users").exists()
+
+
+def test_demo_creates_the_cohort_once(tmp_path, monkeypatch):
+    """--demo writes the demo cohort and the reviewer's demo.json if missing, and leaves it alone after."""
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    args = parse(["serve", "--demo", "--root", str(tmp_path), "--user", "alice", "--no-browser"])
+    prepare_serve(args)
+    dataset = tmp_path / "users" / "alice" / "demo.json"
+    patients = json.loads(dataset.read_text())
+    assert len(patients) >= 5
+    assert all(Path(p).is_dir() for p in patients)
+    dataset.write_text(json.dumps({next(iter(patients)): {"ED_Comments": "reject:kept", "ES_Comments": ""}}))
+    prepare_serve(args)
+    assert "reject:kept" in dataset.read_text()
+
+
+@pytest.mark.parametrize("user", ["../alice", "a/b", ".hidden", "x" * 65])
+def test_hostile_user_refused(tmp_path, user):
+    """A hostile --user is refused before anything is created."""
+    args = parse(["serve", "--demo", "--root", str(tmp_path), "--user", user])
+    with pytest.raises(InvalidNameError, match="not allowed"):
+        prepare_serve(args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_command_runs_voila(tmp_path, monkeypatch):
+    """serve_command runs the prepared Voilà command and returns its exit code."""
+    calls = []
+    monkeypatch.setattr(serve, "_run", lambda argv, env, cwd=None: calls.append((argv, env)) or 3)
+    args = parse(["serve", "--root", str(tmp_path), "--user", "carol", "--no-browser"])
+    assert args.func(args) == 3
+    (argv, env), = calls
+    assert argv[1:3] == ["-m", "voila"] and env["CMRQC_USER"] == "carol"
+
+
+def test_hub_arguments_and_environment(tmp_path, monkeypatch):
+    """`cmrqc hub` runs JupyterHub on our config, trial spawner, state folder private."""
+    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/bin/" + name)
+    args = parse(["hub", "--root", str(tmp_path), "--port", "8123"])
+    argv, env, state = prepare_hub(args)
+    assert argv[1:] == ["-m", "jupyterhub", "-f", str(CONFIG / "jupyterhub_config.py")]
+    assert env["CMRQC_HUB_PORT"] == "8123" and env["CMRQC_HUB_IP"] == "127.0.0.1"
+    assert env["CMRQC_HUB_SPAWNER"] == "simple" and env["CMRQC_ROOT"] == str(tmp_path.resolve())
+    assert state == tmp_path.resolve() / ".hub"
+    assert (state.stat().st_mode & 0o777) == 0o700
+
+
+def test_hub_refuses_plaintext_users(tmp_path, monkeypatch):
+    """`cmrqc hub` on a legacy plaintext users.json stops with the migrate hint."""
+    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/bin/" + name)
+    (tmp_path / "users.json").write_text(json.dumps({"alice": "password"}))
+    with pytest.raises(AuthError, match="cmrqc user migrate"):
+        prepare_hub(parse(["hub", "--root", str(tmp_path)]))
+
+
+def test_hub_needs_the_proxy(tmp_path, monkeypatch):
+    """Without configurable-http-proxy on PATH, `cmrqc hub` says how to install it."""
+    monkeypatch.setattr(serve.shutil, "which", lambda name: None)
+    with pytest.raises(CmrqcError, match="npm install -g configurable-http-proxy"):
+        prepare_hub(parse(["hub", "--root", str(tmp_path)]))
+
+
+def load_hub_config(env: dict[str, str], monkeypatch) -> object:
+    """Load voila_config/jupyterhub_config.py the way JupyterHub does, with ``env`` set."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return PyFileConfigLoader("jupyterhub_config.py", path=str(CONFIG)).load_config()
+
+
+def test_hub_config_trial(tmp_path, monkeypatch):
+    """The hub config binds to 127.0.0.1, logs in with users.json for 3 days and lands on the dashboard."""
+    pytest.importorskip("jupyterhub")
+    env = hub_environment(tmp_path, port=8123, state=tmp_path / "state", base={})
+    c = load_hub_config(env, monkeypatch)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8123"
+    assert c.JupyterHub.hub_bind_url.startswith("http://127.0.0.1:")
+    assert c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:")
+    assert c.JupyterHub.cookie_max_age_days == 3
+    assert c.JupyterHub.authenticator_class == "cmrqc_widgets.hub.CMRQCAuthenticator"
+    assert c.CMRQCAuthenticator.data_root == str(tmp_path)
+    assert c.Spawner.default_url == "/voila/render/review.ipynb"
+    assert c.Spawner.notebook_dir == str(REPO / "notebooks")
+    assert c.Spawner.environment["CMRQC_ROOT"] == str(tmp_path)
+    assert c.JupyterHub.spawner_class.endswith("SimpleLocalProcessSpawner")
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'state' / 'jupyterhub.sqlite'}"
+    if os.geteuid() == 0:
+        assert "--allow-root" in c.Spawner.args
+
+
+def test_hub_config_production_defaults(tmp_path, monkeypatch):
+    """Without CMRQC_HUB_SPAWNER the config uses real system users (LocalProcessSpawner)."""
+    pytest.importorskip("jupyterhub")
+    monkeypatch.delenv("CMRQC_HUB_SPAWNER", raising=False)
+    monkeypatch.delenv("CMRQC_HUB_IP", raising=False)
+    c = load_hub_config({"CMRQC_ROOT": str(tmp_path), "CMRQC_HUB_STATE": str(tmp_path / "s")}, monkeypatch)
+    assert c.JupyterHub.spawner_class == "jupyterhub.spawner.LocalProcessSpawner"
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert "args" not in c.Spawner
+
+
+def test_single_user_server_config():
+    """Reviewers' servers behind the hub get the same Voilà settings and cull idle kernels."""
+    config = json.loads((CONFIG / "jupyter_server_config.json").read_text())
+    shipped = voila_settings()
+    for name in ("template", "strip_sources", "theme"):
+        assert config["VoilaConfiguration"][name] == shipped["VoilaConfiguration"][name]
+    assert config["MappingKernelManager"] == shipped["MappingKernelManager"]
+    assert config["ServerApp"]["shutdown_no_activity_timeout"] > 0
+
+
+def test_z2jh_values_lint():
+    """z2jh-values.yaml parses and sets the image, shared volume, dashboard URL and our authenticator."""
+    yaml = pytest.importorskip("yaml")
+    values = yaml.safe_load((CONFIG / "z2jh-values.yaml").read_text())
+    single = values["singleuser"]
+    assert single["image"]["name"] and single["image"]["tag"]
+    assert single["defaultUrl"] == "/voila/render/review.ipynb"
+    assert single["extraEnv"]["CMRQC_ROOT"] == "/srv/cmrqc"
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in single["storage"]["extraVolumes"]}
+    assert claims == {"cmrqc-data"}
+    mounts = {m["mountPath"]: m for m in single["storage"]["extraVolumeMounts"]}
+    assert mounts["/srv/cmrqc/users/{username}"]["subPath"] == "users/{username}"
+    assert mounts["/srv/cmrqc/cohorts"]["readOnly"] is True
+    hub = values["hub"]["config"]
+    assert hub["JupyterHub"]["authenticator_class"] == "cmrqc_widgets.hub.CMRQCAuthenticator"
+    assert hub["JupyterHub"]["cookie_max_age_days"] == 3
+    assert hub["CMRQCAuthenticator"]["data_root"] == "/srv/cmrqc"
+    assert values["cull"]["enabled"] is True
