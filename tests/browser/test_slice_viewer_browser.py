@@ -1,0 +1,292 @@
+"""SliceViewer in real Chromium, served by a real Voilà: drawn canvases, colours, wheel, kernel changes, play.
+
+Screenshots go to ``test-artifacts/slice_viewer/`` (not committed). Paint times are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "slice_viewer"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+VIEWER = ".cmrqc-slice-viewer"
+
+NOTEBOOK_CODE = """\
+from types import SimpleNamespace
+
+import ipywidgets as w
+import numpy as np
+
+from cmrqc_widgets.widgets.slice_viewer import SliceViewer
+
+data = np.load("phantom.npz")
+case = SimpleNamespace(image=data["image"], labels=data["labels"],
+                       label_map={"LV": 1, "RV": 2, "MYO": 3}, spacing=(8.0, 1.8, 1.8))
+viewer = SliceViewer()
+viewer.show_case(case, slice_index=5)
+
+step = w.Button(description="kernel step")
+step.on_click(lambda _: viewer.step(1))
+play = w.Button(description="play 20")
+play.on_click(lambda _: viewer.set_trait("fps", 20) or viewer.set_trait("playing", True))
+stop = w.Button(description="stop")
+stop.on_click(lambda _: viewer.set_trait("playing", False))
+long_axis = w.Button(description="view hla")
+long_axis.on_click(lambda _: viewer.set_view("hla"))
+broken = w.Button(description="message")
+broken.on_click(lambda _: viewer.show_message("The labels file of patient007 is not a valid NIfTI file."))
+back = w.Button(description="show case")
+back.on_click(lambda _: viewer.show_case(case, slice_index=5) or viewer.set_view("sa", 5))
+kernel_index = w.IntText(value=viewer.slice_index, description="kernel index")
+viewer.observe(lambda change: setattr(kernel_index, "value", change["new"]), "slice_index")
+display(w.VBox([viewer, w.HBox([step, play, stop, long_axis, broken, back, kernel_index])]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_phantom(folder: Path, slices: int = 12, size: int = 200) -> None:
+    """A noisy short-axis stack (labels 1 LV, 2 RV, 3 MYO) whose LV grows from slice to slice.
+
+    Self-contained on purpose: ``from conftest import`` breaks as soon as a ``tests/browser/conftest.py``
+    exists (pytest then swaps the ``conftest`` module).
+    """
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    centre = (size * 0.5, size * 0.4)
+    labels = np.zeros((slices, size, size), np.uint8)
+    for k in range(slices):
+        lv_radius = 14 + 2 * k
+        r_lv = np.hypot(rows - centre[0], cols - centre[1])
+        r_rv = np.hypot(rows - centre[0], cols - centre[1] - 1.9 * lv_radius)
+        labels[k][(r_rv < 1.4 * lv_radius) & (r_lv >= lv_radius + 3)] = 2
+        labels[k][(r_lv >= lv_radius) & (r_lv < lv_radius + 3)] = 3
+        labels[k][r_lv < lv_radius] = 1
+    image = np.where(labels > 0, 400.0, 100.0) + rng.normal(0, 10, labels.shape)
+    np.savez(folder / "phantom.npz", image=image.astype(np.float32), labels=labels)
+
+
+@pytest.fixture(scope="module")
+def voila_url(tmp_path_factory):
+    """A Voilà server on a free 127.0.0.1 port rendering a notebook that shows one SliceViewer."""
+    folder = tmp_path_factory.mktemp("slice_viewer_voila")
+    write_phantom(folder)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CODE)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, folder / "notebook.ipynb")
+    port = free_port()
+    log = (folder / "voila.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+         "--show_tracebacks=True", "notebook.ipynb"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"Voilà exited early; see {folder / 'voila.log'}.")
+            try:  # a TCP connect only: GET / would start a kernel per poll
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Voilà did not answer on port {port} in 60 s; see {folder / 'voila.log'}.")
+                time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(voila_url):
+    """A Chromium page with the viewer decoded and drawn."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.goto(voila_url, timeout=60_000)
+        try:
+            tab.wait_for_selector(f'{VIEWER}[data-ready="1"]', timeout=90_000)
+        except playwright_api.TimeoutError:
+            tab.screenshot(path=ARTIFACTS / "not-ready.png")
+            pytest.fail(f"The slice viewer never drew; page errors: {errors}")
+        yield tab
+        browser.close()
+
+
+def canvas_pixels(page, which: str) -> np.ndarray:
+    """RGB pixels of one canvas as the screen shows it."""
+    png = page.locator(f"{VIEWER} canvas.cmrqc-sv-{which}").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def slice_shown(page) -> int:
+    return int(page.locator(VIEWER).get_attribute("data-slice"))
+
+
+def kernel_index(page) -> int:
+    return int(page.locator(".widget-inline-hbox input[type=number]").input_value())
+
+
+def save(page, name: str) -> None:
+    page.locator(VIEWER).screenshot(path=ARTIFACTS / f"{name}.png")
+
+
+def test_both_canvases_are_drawn_with_structure_colours(page):
+    """The MRI and the labels panels are painted, and red, green and blue structures appear in both."""
+    save(page, "01-loaded")
+    mri = canvas_pixels(page, "mri")
+    labels = canvas_pixels(page, "labels")
+    assert mri.shape[1] >= 300  # 200 columns of 1.8 mm shown about 320 px wide
+    assert (mri.sum(axis=2) > 30).mean() > 0.5  # the MRI fills the panel
+    r, g, b = mri[..., 0], mri[..., 1], mri[..., 2]
+    for name, mask in {"red": (r > g + 60) & (r > b + 60), "green": (g > r + 60) & (g > b + 60),
+                       "blue": (b > r + 60) & (b > g + 60)}.items():
+        assert mask.sum() > 100, f"no {name} overlay in the MRI panel"
+    r, g, b = labels[..., 0], labels[..., 1], labels[..., 2]
+    for name, mask in {"red": (r > 200) & (g < 50) & (b < 50), "green": (g > 200) & (r < 50) & (b < 50),
+                       "blue": (b > 200) & (r < 50) & (g < 50)}.items():
+        assert mask.sum() > 100, f"no {name} structure in the labels panel"
+    assert (labels.sum(axis=2) < 30).mean() > 0.3  # labels alone on black
+    assert page.locator(f"{VIEWER} .cmrqc-sv-status").inner_text() == "slice 6 / 12"
+
+
+def test_wheel_steps_the_slice_and_tells_the_kernel(page):
+    """A wheel notch over the canvas paints the next slice and the kernel's slice index follows."""
+    before_index, before = slice_shown(page), canvas_pixels(page, "labels")
+    box = page.locator(f"{VIEWER} canvas.cmrqc-sv-mri").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 100)
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.slice === '{before_index + 1}'")
+    save(page, "02-after-wheel")
+    assert not np.array_equal(canvas_pixels(page, "labels"), before)
+    page.wait_for_function(
+        f"document.querySelector('.widget-inline-hbox input[type=number]').value === '{before_index + 1}'"
+    )
+    assert kernel_index(page) == before_index + 1
+
+
+def test_kernel_side_change_repaints(page):
+    """Changing slice_index in the kernel (a button calling step) repaints the canvases."""
+    before_index, before = slice_shown(page), canvas_pixels(page, "mri")
+    page.get_by_role("button", name="kernel step").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.slice === '{before_index + 1}'")
+    save(page, "03-after-kernel-step")
+    assert not np.array_equal(canvas_pixels(page, "mri"), before)
+
+
+def test_slice_step_paint_time_is_reported(page):
+    """Slice steps by wheel are painted from memory; the paint times are printed for the report."""
+    timings = page.evaluate(
+        """async (selector) => {
+            const el = document.querySelector(selector);
+            const panels = el.querySelector('.cmrqc-sv-panels');
+            const frame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+            const draw = [], toFrame = [];
+            for (let i = 0; i < 30; i++) {
+                const before = el.dataset.draws;
+                const t0 = performance.now();
+                panels.dispatchEvent(new WheelEvent('wheel', {deltaY: i % 2 ? -100 : 100, bubbles: true,
+                                                              cancelable: true}));
+                await frame();
+                if (el.dataset.draws !== before) {
+                    toFrame.push(performance.now() - t0);
+                    draw.push(Number(el.dataset.paintMs));
+                }
+                await new Promise((resolve) => setTimeout(resolve, 30));
+            }
+            return {draw, toFrame};
+        }""",
+        VIEWER,
+    )
+    draw, to_frame = np.array(timings["draw"]), np.array(timings["toFrame"])
+    print(
+        f"\nslice step, {len(draw)} steps of a 200x200 slice pair: draw median {np.median(draw):.2f} ms "
+        f"(max {draw.max():.2f}); wheel event to next frame median {np.median(to_frame):.1f} ms "
+        f"(max {to_frame.max():.1f})"
+    )
+    assert len(draw) >= 20  # nearly every wheel event painted a slice
+
+
+def test_play_advances_in_the_browser_and_stops(page):
+    """Play started from the kernel advances slices on the client, and stop halts it."""
+    page.get_by_role("button", name="play 20").click()
+    page.wait_for_timeout(500)
+    rate = page.evaluate(
+        """async (selector) => {
+            const el = document.querySelector(selector);
+            const d0 = Number(el.dataset.draws), t0 = performance.now();
+            await new Promise((resolve) => setTimeout(resolve, 3000));
+            return (Number(el.dataset.draws) - d0) / ((performance.now() - t0) / 1000);
+        }""",
+        VIEWER,
+    )
+    save(page, "04-playing")
+    page.get_by_role("button", name="stop").click()
+    page.wait_for_timeout(500)
+    stopped_at = slice_shown(page)
+    page.wait_for_timeout(500)
+    print(f"\nplay at fps=20: {rate:.1f} slices painted per second")
+    assert rate > 0
+    assert slice_shown(page) == stopped_at
+
+
+def test_long_axis_view_is_stretched_by_the_spacing(page):
+    """The horizontal long axis shows slices as tall rows (8 mm vs 1.8 mm) with the structures cut through."""
+    page.get_by_role("button", name="view hla").click()
+    page.wait_for_function(
+        f"document.querySelector('{VIEWER} .cmrqc-sv-status').textContent === 'slice 101 / 200'"
+    )
+    save(page, "05-long-axis")
+    box = page.locator(f"{VIEWER} canvas.cmrqc-sv-labels").bounding_box()
+    # 12 slices x 8 mm over 200 columns x 1.8 mm
+    assert box["height"] / box["width"] == pytest.approx(12 * 8.0 / (200 * 1.8), rel=0.05)
+    labels = canvas_pixels(page, "labels")
+    assert ((labels[..., 0] > 200) & (labels[..., 1] < 50)).sum() > 50  # the LV, in red
+
+
+def test_message_replaces_the_images_and_the_case_comes_back(page):
+    """A case error shows its sentence instead of the canvases; showing a case brings the images back."""
+    page.get_by_role("button", name="message").click()
+    message = page.locator(f"{VIEWER} .cmrqc-sv-message")
+    message.wait_for(state="visible")
+    save(page, "06-message")
+    assert message.inner_text() == "The labels file of patient007 is not a valid NIfTI file."
+    assert not page.locator(f"{VIEWER} .cmrqc-sv-panels").is_visible()
+    page.get_by_role("button", name="show case").click()
+    page.wait_for_selector(f'{VIEWER}[data-ready="1"]')
+    page.locator(f"{VIEWER} .cmrqc-sv-panels").wait_for(state="visible")
+    assert not message.is_visible()
+    assert page.locator(f"{VIEWER} .cmrqc-sv-status").inner_text() == "slice 6 / 12"
