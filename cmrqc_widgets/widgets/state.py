@@ -1,0 +1,637 @@
+"""The review state: one ``HasTraits`` object that is the single source of truth of the screen.
+
+Every panel of :class:`~cmrqc_widgets.widgets.ReviewWidget` is a thin view of a
+:class:`ReviewState`: buttons call one of its methods, sliders and toggles are linked to its
+traits. The state can be driven without any widget (tests, scripts)::
+
+    state = ReviewState(root="JSON", user="alice", dataset="cohort.json")
+    state.decide("reject")          # saved at once (autosave)
+    state.set_comment("LV leak")     # the draft ...
+    state.next_patient()             # ... is saved when the reviewer moves on
+
+Observers react to a change of ``dataset``, ``patient_index``, ``phase``, ``view``, ``filter``
+and ``order`` by setting *other* traits; no observer writes back into the trait it observes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
+
+from ..errors import CaseError, CmrqcError, DatasetError, InvalidNameError
+from ..names import DECISIONS, PHASES, STRUCTURES, check_phase
+
+log = logging.getLogger(__name__)
+
+VIEWS: tuple[str, ...] = ("sa", "hla", "vla")
+"""Short axis, horizontal long axis, vertical long axis."""
+
+FILTERS: tuple[str, ...] = ("all", "undecided", *DECISIONS)
+"""Which patients the queue holds: all, those with a phase still undecided, or by decision."""
+
+SESSION_FILE = ".cmrqc-session"
+"""Hidden file in the reviewer's folder remembering the last dataset and patient (not ``*.json``,
+so it never shows up as a dataset)."""
+
+OrderFunction = Callable[["ReviewState"], list[int]]
+
+
+def _file_order(state: ReviewState) -> list[int]:
+    return list(range(len(state.patients)))
+
+
+def patient_name(key: str) -> str:
+    """Short display name of a patient key (its folder name)."""
+    name = Path(key).name
+    return name or key
+
+
+class ReviewState(HasTraits):
+    """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
+
+    Parameters
+    ----------
+    root : path, optional
+        Data root (``CMRQC_ROOT`` or the default when omitted).
+    user : str, optional
+        Reviewer (``JUPYTERHUB_USER``, else ``CMRQC_USER``, else the OS user when omitted).
+    dataset : str, optional
+        Dataset file name to open; default: the one used last, else the first.
+    store : QCStore, optional
+        An existing store (``root`` and ``user`` are then ignored).
+    cache : CaseCache, optional
+        An existing case cache; default a new one of ``cache_mb`` megabytes.
+    cache_mb : float
+        Size of the case cache when ``cache`` is not given.
+    layout : str or Layout, optional
+        File layout of the cases; detected per patient when omitted.
+    remember : bool
+        Remember the last dataset and patient in the reviewer's folder.
+    """
+
+    # -- what is open ------------------------------------------------------------------------
+    datasets = List(Unicode(), help="Dataset file names of the reviewer, re-listed on refresh.")
+    dataset = Unicode("", help="Name of the open dataset file ('' when none).")
+    patients = List(Unicode(), help="Patient keys of the open dataset, in file order.")
+    patient_index = Int(0, help="Index of the current patient in `patients` (clamped).")
+    patient = Unicode("", help="Key of the current patient ('' when none).")
+    phase = Unicode("ED", help="Current phase, 'ED' or 'ES'.")
+    case = AnyTrait(None, allow_none=True, help="The loaded Case, or None when it failed.")
+    case_serial = Int(0, help="Increments after every case load (also failed ones).")
+    error = Unicode("", help="Sentence shown in the panels instead of the images ('' when fine).")
+    notice = Unicode("", help="Transient message for the reviewer (save failed, all decided ...).")
+
+    # -- decision ------------------------------------------------------------------------------
+    decision = Unicode("", help="Saved decision of the current patient and phase ('' = none).")
+    comment = Unicode("", help="Comment draft of the current patient and phase.")
+    saved_at = Unicode("", help="'saved 12:03:41' after the last save.")
+    revision = Int(0, help="Increments after every save (views of the decisions refresh on it).")
+
+    # -- queue ---------------------------------------------------------------------------------
+    filter = Unicode("all", help="One of FILTERS.")
+    order = Unicode("file", help="Order of the queue; 'file' or a registered order.")
+    queue = List(Int(), help="Patient indices matching `filter`, in `order`.")
+    n_decided = Int(0, help="Patients with both phases decided.")
+    n_phases_decided = Int(0, help="Patient phases with a decision.")
+    n_total = Int(0, help="Patients in the dataset.")
+
+    # -- slice and view settings ---------------------------------------------------------------
+    view = Unicode("sa", help="One of VIEWS.")
+    n_slices = Int(0, help="Slices of the current case in the current view (0 when none).")
+    slice = Int(0, help="Current slice index (clamped).")
+    playing = Bool(False)
+    fps = Int(5)
+    overlay = Bool(True)
+    alpha = Float(0.4)
+    zoom = Float(1.0)
+    window = List(Float(), default_value=[0.0, 255.0], help="[low, high] in 0..255 display units.")
+    visible = List(Unicode(), default_value=list(STRUCTURES))
+    show_3d = Bool(False, help="3D panel expanded.")
+
+    def __init__(
+        self,
+        root: Any = None,
+        user: str | None = None,
+        dataset: str | None = None,
+        *,
+        store: Any = None,
+        cache: Any = None,
+        cache_mb: float = 512,
+        layout: Any = None,
+        remember: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if store is None:
+            from ..store import QCStore
+
+            store = QCStore(root, user)
+        if cache is None:
+            from ..cases import CaseCache
+
+            cache = CaseCache(max_mb=cache_mb)
+        self.store = store
+        self.cache = cache
+        self.layout = layout
+        self.remember = remember
+        self.dataset_obj: Any = None
+        self._decisions: dict[str, dict[str, Any]] = {}
+        self._orders: dict[str, OrderFunction] = {"file": _file_order}
+        self._batch_hooks: list[Callable[[], AbstractContextManager[Any]]] = []
+        self._comment_key: tuple[Any, str, str] | None = None
+        self._stored_comment = ""
+        self._arrived = time.monotonic()
+
+        self._shown: tuple[Any, str, str] | None = None
+        self._ready = False
+        self._pending_patient: str | None = None
+        self._dataset_error = ""
+
+        self.refresh_datasets()
+        session = self._recall()
+        name = dataset or (session.get("dataset") if session.get("dataset") in self.datasets else None)
+        if name is None and self.datasets:
+            name = self.datasets[0]
+        if name and name == session.get("dataset"):
+            self._pending_patient = session.get("patient")
+        if name:
+            self.dataset = name  # the observer opens it
+        else:
+            self._open("")
+        for trait, value in kwargs.items():  # view settings, e.g. show_3d=True, fps=10
+            if not self.has_trait(trait):
+                raise TypeError(f"ReviewState has no setting {trait!r}.")
+            setattr(self, trait, value)
+        self._ready = True
+
+    # ------------------------------------------------------------------------------------------
+    # validation
+    @validate("patient_index")
+    def _clamp_patient(self, proposal: Any) -> int:
+        return int(min(max(int(proposal.value), 0), max(len(self.patients) - 1, 0)))
+
+    @validate("phase")
+    def _check_phase(self, proposal: Any) -> str:
+        try:
+            return check_phase(proposal.value)
+        except InvalidNameError as exc:
+            raise TraitError(str(exc)) from exc
+
+    @validate("slice")
+    def _clamp_slice(self, proposal: Any) -> int:
+        return int(min(max(int(proposal.value), 0), max(self.n_slices - 1, 0)))
+
+    @validate("view")
+    def _check_view(self, proposal: Any) -> str:
+        if proposal.value not in VIEWS:
+            raise TraitError(f"View {proposal.value!r} is not one of {list(VIEWS)}.")
+        return proposal.value
+
+    @validate("filter")
+    def _check_filter(self, proposal: Any) -> str:
+        if proposal.value not in FILTERS:
+            raise TraitError(f"Filter {proposal.value!r} is not one of {list(FILTERS)}.")
+        return proposal.value
+
+    @validate("order")
+    def _check_order(self, proposal: Any) -> str:
+        if proposal.value not in self._orders:
+            raise TraitError(f"Order {proposal.value!r} is not one of {sorted(self._orders)}.")
+        return proposal.value
+
+    @validate("decision")
+    def _check_decision(self, proposal: Any) -> str:
+        if proposal.value not in ("", *DECISIONS):
+            raise TraitError(f"Decision {proposal.value!r} is not one of {list(DECISIONS)}.")
+        return proposal.value
+
+    @validate("fps")
+    def _clamp_fps(self, proposal: Any) -> int:
+        return int(min(max(int(proposal.value), 1), 20))
+
+    @validate("alpha")
+    def _clamp_alpha(self, proposal: Any) -> float:
+        return float(min(max(float(proposal.value), 0.0), 1.0))
+
+    @validate("zoom")
+    def _clamp_zoom(self, proposal: Any) -> float:
+        return float(min(max(float(proposal.value), 0.5), 3.0))
+
+    @validate("window")
+    def _check_window(self, proposal: Any) -> list[float]:
+        value = [float(v) for v in proposal.value]
+        if len(value) != 2:
+            raise TraitError(f"The window must be [low, high], not {value!r}.")
+        low, high = (min(max(v, 0.0), 255.0) for v in value)
+        if high <= low:
+            raise TraitError(f"The window high ({high}) must be above its low ({low}).")
+        return [low, high]
+
+    @validate("visible")
+    def _check_visible(self, proposal: Any) -> list[str]:
+        unknown = [name for name in proposal.value if name not in STRUCTURES]
+        if unknown:
+            raise TraitError(f"Unknown structures {unknown}; use names from {list(STRUCTURES)}.")
+        return [name for name in STRUCTURES if name in proposal.value]
+
+    # ------------------------------------------------------------------------------------------
+    # observers (each sets other traits only)
+    @observe("dataset")
+    def _on_dataset(self, change: Any) -> None:
+        self._open(change.new)
+
+    @observe("patient_index")
+    def _on_patient_index(self, change: Any) -> None:
+        with self.batch():
+            self.commit_comment()
+            self._show_current(reset_slice=True)
+
+    @observe("phase")
+    def _on_phase(self, change: Any) -> None:
+        with self.batch():
+            self.commit_comment()
+            self._show_current(reset_slice=False)
+
+    @observe("view")
+    def _on_view(self, change: Any) -> None:
+        self.n_slices = self._view_length()
+        self.slice = self.n_slices // 2
+
+    @observe("filter", "order")
+    def _on_queue_rule(self, change: Any) -> None:
+        self._update_queue()
+
+    # ------------------------------------------------------------------------------------------
+    # batching of view updates
+    def add_batch_hook(self, hook: Callable[[], AbstractContextManager[Any]]) -> None:
+        """Register a context-manager factory entered around every multi-trait update.
+
+        :class:`ReviewWidget` registers one that holds the sync of all its widgets, so a patient
+        switch reaches the browser as one batch.
+        """
+        self._batch_hooks.append(hook)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Context in which all registered batch hooks are held (nesting is fine)."""
+        with contextlib.ExitStack() as stack:
+            for hook in self._batch_hooks:
+                stack.enter_context(hook())
+            yield
+
+    # ------------------------------------------------------------------------------------------
+    # datasets
+    def refresh_datasets(self) -> list[str]:
+        """Re-list the reviewer's dataset files (a new file appears without a restart)."""
+        try:
+            names = list(self.store.datasets())
+        except (OSError, CmrqcError) as exc:
+            self.notice = f"Could not list the datasets in {self.store.folder}: {exc}"
+            names = []
+        if self.dataset and self.dataset not in names and self.dataset_obj is not None:
+            names.append(self.dataset)  # still open even if the file was removed meanwhile
+        if names != self.datasets:
+            self.datasets = names
+        if names and not self.dataset and self._ready:
+            self.dataset = names[0]  # the first file appeared: open it
+        return names
+
+    def open_dataset(self, name: str) -> None:
+        """Open the dataset file ``name`` (the comment draft of the current case is saved first)."""
+        if name == self.dataset:
+            self._open(name)  # re-open: picks up changes made elsewhere
+        else:
+            self.dataset = name
+
+    def _open(self, name: str) -> None:
+        patient, self._pending_patient = self._pending_patient, None
+        with self.batch():
+            self.commit_comment()
+            self._comment_key = None
+            if self.dataset_obj is not None:
+                with contextlib.suppress(Exception):
+                    self.dataset_obj.close()
+            self.dataset_obj = None
+            self._decisions = {}
+            error = ""
+            patients: list[str] = []
+            if not name:
+                error = (
+                    f"No datasets for {self.store.user}: there is no dataset file in {self.store.folder}; "
+                    "create one with `cmrqc dataset create` (or try `cmrqc demo`), then refresh."
+                )
+            else:
+                try:
+                    self.dataset_obj = self.store.open(name)
+                    patients = list(self.dataset_obj.patients)
+                    self._decisions = self.dataset_obj.decisions()
+                except (DatasetError, InvalidNameError, OSError) as exc:
+                    self.dataset_obj = None
+                    error = str(exc)
+            if not error and not patients:
+                error = f"No patients in {name}: the dataset file lists none."
+            self._dataset_error = error
+            self._shown = None
+            self.patients = patients
+            self.n_total = len(patients)
+            self._update_queue()
+            self._update_progress()
+            start = patients.index(patient) if patient in patients else 0
+            if self.patient_index != start:
+                self.patient_index = start  # the observer shows the case
+            else:
+                self._show_current(reset_slice=True)
+            self.notice = ""
+            self.saved_at = ""
+
+    # ------------------------------------------------------------------------------------------
+    # navigation
+    def jump(self, index: int) -> None:
+        """Go to the patient at ``index`` in file order (clamped)."""
+        with self.batch():
+            self.patient_index = index
+
+    def jump_to(self, patient: str) -> None:
+        """Go to the patient whose key (or folder name) is ``patient``."""
+        for i, key in enumerate(self.patients):
+            if patient in (key, patient_name(key)):
+                self.jump(i)
+                return
+        raise KeyError(f"Patient {patient!r} is not in {self.dataset}.")
+
+    def next_patient(self) -> None:
+        """Next patient of the queue, wrapping from the last to the first."""
+        self._step_patient(+1)
+
+    def prev_patient(self) -> None:
+        """Previous patient of the queue, wrapping from the first to the last."""
+        self._step_patient(-1)
+
+    def _step_patient(self, direction: int) -> None:
+        target = self._neighbour(direction)
+        if target is None:
+            self.notice = "No patients match the filter." if self.patients else ""
+            return
+        self.jump(target)
+
+    def _neighbour(self, direction: int, index: int | None = None) -> int | None:
+        """Index of the next (``+1``) or previous (``-1``) queue patient around ``index``."""
+        if not self.queue:
+            return None
+        index = self.patient_index if index is None else index
+        order = self._order_list()
+        rank = {p: r for r, p in enumerate(order)}
+        here = rank.get(index, -1)
+        ranked = [(rank[p], p) for p in self.queue if p in rank]
+        if direction > 0:
+            after = [p for r, p in ranked if r > here]
+            return after[0] if after else ranked[0][1]
+        before = [p for r, p in ranked if r < here]
+        return before[-1] if before else ranked[-1][1]
+
+    def next_undecided(self) -> bool:
+        """Go to the next patient and phase without a decision (in queue order, wrapping).
+
+        Starts with the later phase of the current patient when that is still undecided, and ignores
+        the filter. Returns False (and sets ``notice``) when every phase is decided.
+        """
+        order = self._order_list()
+        if not order:
+            return False
+        here = order.index(self.patient_index) if self.patient_index in order else 0
+        current, k = order[here], PHASES.index(self.phase)
+        candidates = [(current, p) for p in PHASES[k + 1 :]]
+        for offset in range(1, len(order)):
+            candidates += [(order[(here + offset) % len(order)], p) for p in PHASES]
+        candidates += [(current, p) for p in PHASES[: k + 1]]
+        for i, phase in candidates:
+            if _value(self._decisions.get(self.patients[i], {}).get(phase)) is None:
+                self.go(i, phase)
+                return True
+        self.notice = "Every patient and phase has a decision."
+        return False
+
+    def go(self, index: int, phase: str | None = None) -> None:
+        """Go to patient ``index`` and ``phase`` in one move (one case load, one batch)."""
+        with self.batch(), self.hold_trait_notifications():
+            if phase is not None:
+                self.phase = phase
+            self.patient_index = index
+
+    def set_phase(self, phase: str) -> None:
+        """Switch to phase ``phase`` ('ED' or 'ES'); raise InvalidNameError for anything else."""
+        self.phase = check_phase(phase)
+
+    def toggle_phase(self) -> None:
+        """Switch between ED and ES."""
+        self.phase = "ES" if self.phase == "ED" else "ED"
+
+    def step_slice(self, delta: int) -> None:
+        """Move ``delta`` slices (clamped at both ends, no wrap)."""
+        self.slice = self.slice + int(delta)
+
+    def toggle_play(self) -> None:
+        """Start or stop playing through the slices (in the browser, at ``fps``)."""
+        self.playing = not self.playing and self.case is not None
+
+    # ------------------------------------------------------------------------------------------
+    # decisions
+    def decide(self, decision: str | None) -> bool:
+        """Save ``decision`` (one of DECISIONS, or None to clear) for the current patient and phase.
+
+        Saved at once, with the comment draft and the seconds spent on the case. Returns True when
+        saved; on failure the reason goes to ``notice`` and nothing changes.
+        """
+        decision = None if decision in (None, "", "none") else decision
+        if decision is not None and decision not in DECISIONS:
+            raise InvalidNameError(f"Decision {decision!r} is not allowed; use one of {list(DECISIONS)}.")
+        return self._save(decision, self.comment)
+
+    def set_comment(self, text: str) -> None:
+        """Set the comment draft (saved by :meth:`commit_comment`, a decision, or moving on)."""
+        self.comment = text or ""
+
+    def commit_comment(self) -> bool:
+        """Save the comment draft if it differs from the stored comment; return True when saved."""
+        if self._comment_key is None or self.comment == self._stored_comment:
+            return False
+        _, patient, phase = self._comment_key
+        stored = _value(self._decisions.get(patient, {}).get(phase))
+        return self._save(stored, self.comment, key=self._comment_key)
+
+    def _save(self, decision: str | None, comment: str, key: tuple[Any, str, str] | None = None) -> bool:
+        if key is None:
+            if self.dataset_obj is None or not self.patient:
+                self.notice = self.error or "Nothing to decide: no patient is open."
+                return False
+            key = (self.dataset_obj, self.patient, self.phase)
+        dataset, patient, phase = key
+        seconds = round(time.monotonic() - self._arrived, 1)
+        try:
+            saved = dataset.save(patient, phase, decision, comment, seconds=seconds)
+        except (DatasetError, OSError) as exc:
+            self.notice = f"Not saved: {exc}"
+            return False
+        self._decisions.setdefault(patient, {})[phase] = saved
+        with self.batch():
+            if key == self._comment_key:
+                self._stored_comment = saved.comment
+            if dataset is self.dataset_obj and patient == self.patient and phase == self.phase:
+                self.decision = _value(saved) or ""
+            self.saved_at = "saved " + time.strftime("%H:%M:%S")
+            self.notice = ""
+            self._update_queue()
+            self._update_progress()
+            self.revision += 1
+        return True
+
+    def decisions_of(self, patient: str) -> dict[str, str]:
+        """``{"ED": decision or "", "ES": ...}`` of ``patient`` as last read or saved."""
+        decided = self._decisions.get(patient, {})
+        return {p: _value(decided.get(p)) or "" for p in PHASES}
+
+    def patient_label(self, index: int) -> str:
+        """One line for the patient list: name and the ED and ES decisions."""
+        key = self.patients[index]
+        d = self.decisions_of(key)
+        return f"{patient_name(key)}  ·  ED {d['ED'] or '—'}  ·  ES {d['ES'] or '—'}"
+
+    def statistics(self) -> Any:
+        """Statistics of the open dataset (None when no dataset is open)."""
+        return None if self.dataset_obj is None else self.dataset_obj.statistics()
+
+    # ------------------------------------------------------------------------------------------
+    # queue order (the triage issue registers "suspicion")
+    def register_order(self, name: str, function: OrderFunction) -> None:
+        """Add a queue order: ``function(state)`` returns all patient indices, first reviewed first."""
+        self._orders[name] = function
+
+    def _order_list(self) -> list[int]:
+        order = [i for i in self._orders[self.order](self) if 0 <= i < len(self.patients)]
+        seen = set(order)
+        return order + [i for i in range(len(self.patients)) if i not in seen]
+
+    def _matches(self, index: int) -> bool:
+        if self.filter == "all":
+            return True
+        decided = self._decisions.get(self.patients[index], {})
+        values = [_value(decided.get(p)) for p in PHASES]
+        if self.filter == "undecided":
+            return None in values
+        return self.filter in values
+
+    def _update_queue(self) -> None:
+        queue = [i for i in self._order_list() if self._matches(i)]
+        if queue != self.queue:
+            self.queue = queue
+
+    def _update_progress(self) -> None:
+        both = phases = 0
+        for key in self.patients:
+            decided = self._decisions.get(key, {})
+            n = sum(_value(decided.get(p)) is not None for p in PHASES)
+            phases += n
+            both += n == len(PHASES)
+        self.n_decided = both
+        self.n_phases_decided = phases
+
+    # ------------------------------------------------------------------------------------------
+    # loading the current case
+    def patient_dir(self, key: str | None = None) -> Path:
+        """Folder of patient ``key`` (default the current); relative keys are under the data root."""
+        path = Path(key if key is not None else self.patient).expanduser()
+        return path if path.is_absolute() else Path(self.store.root) / path
+
+    def _show_current(self, *, reset_slice: bool) -> None:
+        key = (self.dataset_obj, self.patients[self.patient_index] if self.patients else "", self.phase)
+        if key == self._shown:
+            return  # already shown (the second observer of a combined patient + phase move)
+        reset_slice = reset_slice or self._shown is None or key[1] != self._shown[1]
+        self._shown = key
+        with self.batch():
+            self.playing = False
+            self.patient = self.patients[self.patient_index] if self.patients else ""
+            decided = self._decisions.get(self.patient, {}).get(self.phase) if self.patient else None
+            self.decision = _value(decided) or ""
+            self._stored_comment = decided.comment if decided is not None else ""
+            self.comment = self._stored_comment
+            self._comment_key = (self.dataset_obj, self.patient, self.phase) if self.patient else None
+            self._load_case(reset_slice=reset_slice)
+            self._arrived = time.monotonic()
+            self.notice = ""
+        self._prefetch()
+        self._remember()
+
+    def _load_case(self, *, reset_slice: bool) -> None:
+        case, error = None, self._dataset_error
+        if self.patient:
+            try:
+                case = self.cache.get(self.patient_dir(), self.phase, self.layout)
+            except CaseError as exc:
+                error = str(exc)
+            except Exception as exc:  # a bug or an unexpected file problem: show it, keep going
+                log.exception("Loading %s %s failed", self.patient, self.phase)
+                error = f"The {self.phase} case of {self.patient} could not be loaded: {exc}"
+        self.case = case
+        self.error = error
+        self.n_slices = self._view_length()
+        if reset_slice:
+            self.slice = self.n_slices // 2
+        else:
+            self.slice = self.slice  # re-clamp to the new case
+        self.case_serial += 1
+
+    def _view_length(self) -> int:
+        if self.case is None:
+            return 0
+        return int(self.case.image.shape[VIEWS.index(self.view)])
+
+    def _prefetch(self) -> None:
+        if not self.patient:
+            return
+        try:
+            other = tuple(p for p in PHASES if p != self.phase)
+            self.cache.prefetch(self.patient_dir(), other, self.layout)
+            for direction in (+1, -1):
+                i = self._neighbour(direction)
+                if i is not None and i != self.patient_index:
+                    self.cache.prefetch(self.patient_dir(self.patients[i]), PHASES, self.layout)
+        except Exception:  # prefetching is an optimisation; never break navigation
+            log.exception("Prefetch failed")
+
+    # ------------------------------------------------------------------------------------------
+    # remembering the last dataset and patient
+    def _session_path(self) -> Path:
+        return Path(self.store.folder) / SESSION_FILE
+
+    def _recall(self) -> dict[str, str]:
+        if not self.remember:
+            return {}
+        try:
+            data = json.loads(self._session_path().read_text(encoding="utf-8"))
+            return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _remember(self) -> None:
+        folder = Path(self.store.folder)
+        if not self.remember or not self.dataset or self.dataset_obj is None or not folder.is_dir():
+            return
+        with contextlib.suppress(OSError):
+            self._session_path().write_text(
+                json.dumps({"dataset": self.dataset, "patient": self.patient}), encoding="utf-8"
+            )
+
+
+def _value(decision: Any) -> str | None:
+    """The decision word of a stored Decision (None when absent or empty)."""
+    return None if decision is None else decision.decision
