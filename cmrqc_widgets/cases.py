@@ -1,0 +1,496 @@
+"""Load one patient's image and labels for one phase, in one display orientation, and cache them.
+
+Display orientation
+-------------------
+``Case.image`` and ``Case.labels`` are indexed ``[slice, row, col]``:
+
+* slice: the third NIfTI voxel axis, in the order it was acquired (never flipped);
+* col (across the screen): of the two in-plane voxel axes, the one whose world direction has the
+  larger left-right component; oriented radiologically, so the patient's right is on the screen's
+  left and the column index increases toward the patient's left (ties: the first voxel axis);
+* row (down the screen): the other in-plane axis, with anterior or superior at the top
+  (whichever of its anterior-posterior / superior-inferior components is larger; ties: anterior).
+
+The image is float32 and the labels uint8 (int16 when values need it; labels stored as float are
+rounded). ``Case.affine`` maps ``(slice, row, col, 1)`` of these arrays to scanner millimetres (NIfTI RAS+),
+and ``Case.spacing`` gives the header's voxel sizes in ``(slice, row, col)`` order. The arrays are
+read-only views of the decoded data (flips and transposes cost nothing), shared by every user of
+a cached case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import threading
+import warnings
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.orientations import apply_orientation, inv_ornt_aff
+from nibabel.spatialimages import HeaderDataError
+
+from .errors import CaseError
+from .layouts import Layout, get_layout
+from .names import PHASES, STRUCTURES, check_phase
+
+try:  # python-isal, when installed, gunzips ~1.6x faster than zlib (same errors, releases the GIL)
+    from isal.igzip import decompress as _gunzip
+    from isal.isal_zlib import error as _isal_error
+
+    _GZIP_ERRORS: tuple[type[BaseException], ...] = (_isal_error,)
+except ImportError:  # pragma: no cover - depends on the environment
+    from gzip import decompress as _gunzip
+
+    _GZIP_ERRORS = ()
+
+AFFINE_TOLERANCE_MM = 1e-3
+"""Largest difference between the image and labels affines still taken as the same grid."""
+
+
+class UnknownLabelWarning(UserWarning):
+    """A labels file holds values its layout does not name (they are shown uncoloured)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One patient and phase: image, labels and geometry in display orientation (module docstring).
+
+    Attributes
+    ----------
+    image : ndarray
+        float32, ``(slices, rows, cols)``, read-only.
+    labels : ndarray
+        Raw label values, uint8 (int16 if values need it), same shape, read-only.
+    spacing : tuple of float
+        Header voxel sizes (pixdim) in mm along ``(slice, row, col)``.
+    affine : ndarray
+        4x4, ``(slice, row, col, 1)`` -> scanner mm.
+    label_map : dict[str, int]
+        Structure -> label value, from the layout.
+    warnings : tuple of str
+        Problems that did not stop loading (unknown label values), also emitted as warnings.
+    """
+
+    patient_dir: Path
+    phase: str
+    image: np.ndarray
+    labels: np.ndarray
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+    label_map: dict[str, int]
+    layout: str
+    image_path: Path
+    labels_path: Path
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(slices, rows, cols)``."""
+        return self.image.shape
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the image and label arrays."""
+        return int(self.image.nbytes + self.labels.nbytes)
+
+    def mask(self, structure: str) -> np.ndarray:
+        """Boolean array, True where the labels are ``structure`` (all False if the layout lacks it)."""
+        if structure in self.label_map:
+            return self.labels == self.label_map[structure]
+        if structure in STRUCTURES:
+            return np.zeros(self.labels.shape, bool)
+        raise KeyError(f"Structure {structure!r} is not in the label map of layout {self.layout!r}.")
+
+    def voxel_counts(self) -> dict[str, int]:
+        """Number of voxels of each structure of the label map."""
+        counts = self._value_counts
+        return {name: counts[value] for name, value in self.label_map.items()}
+
+    @cached_property
+    def _value_counts(self) -> dict[int, int]:
+        return _count_labels(self.labels, self.label_map.values())[0]
+
+
+def _count_labels(labels: np.ndarray, values: Iterable[int]) -> tuple[dict[int, int], list[int]]:
+    """Voxels of each of ``values``, and the other non-zero values present (sorted)."""
+    flat = labels.ravel(order="K")  # a view for the decoded (Fortran-ordered) arrays
+    # One comparison per known value is several times faster than bincount/unique on 5M voxels.
+    counts = {int(v): int(np.count_nonzero(flat == v)) for v in values}
+    unknown: list[int] = []
+    if np.count_nonzero(flat) != sum(counts.values()):
+        unknown = sorted(set(np.unique(flat).tolist()) - {0, *counts})
+    return counts, unknown
+
+
+def _read_nifti(path: Path) -> nib.Nifti1Image:
+    """Read ``path`` once (gzipped or not) into an in-memory NIfTI image; CaseError if unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CaseError(f"{path} is missing.") from None
+    except IsADirectoryError:
+        raise CaseError(f"{path} is a folder, not a NIfTI file.") from None
+    except OSError as exc:
+        raise CaseError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = _gunzip(raw)
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError, *_GZIP_ERRORS) as exc:
+            raise CaseError(f"{path} is a truncated or corrupt gzip file ({exc}).") from None
+    sizeof_hdr = {int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big")}
+    klass = nib.Nifti1Image if 348 in sizeof_hdr else nib.Nifti2Image if 540 in sizeof_hdr else None
+    if klass is None:
+        raise CaseError(f"{path} is not a NIfTI file (no NIfTI header at the start).")
+    try:
+        img = klass.from_bytes(raw)
+    except (HeaderDataError, ImageFileError, ValueError, TypeError, OSError, EOFError) as exc:
+        raise CaseError(f"{path} has an unreadable NIfTI header ({exc}).") from None
+    needed = img.dataobj.offset + int(np.prod(img.dataobj.shape)) * img.get_data_dtype().itemsize
+    if len(raw) < needed:
+        raise CaseError(f"{path} is truncated: it holds {len(raw)} bytes, the header needs {needed}.")
+    return img
+
+
+def _volume(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
+    shape = img.shape
+    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
+        shape = shape[:3]
+    if len(shape) != 3:
+        what = f"{len(shape)}D with shape {tuple(img.shape)}"
+        if len(shape) == 4:
+            what = f"4D with {shape[3]} frames"
+        raise CaseError(f"{path} is {what}; expected one 3D volume.")
+    try:
+        data = np.asarray(img.dataobj, dtype=dtype)
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
+        raise CaseError(f"{path} voxel data cannot be read ({exc}).") from None
+    if dtype is not None and data.dtype != dtype:
+        data = data.astype(dtype)
+    return data.reshape(shape, order="A")
+
+
+def _integer_labels(data: np.ndarray, path: Path) -> np.ndarray:
+    if data.dtype == np.uint8:
+        return data
+    if data.dtype == np.bool_:
+        return data.view(np.uint8)
+    if data.dtype.kind == "f":
+        rounded = np.rint(data)
+        if not np.isfinite(rounded).all():
+            raise CaseError(f"{path} holds NaN or infinite label values.")
+        off = np.abs(data - rounded) > 1e-3
+        if off.any():
+            raise CaseError(f"{path} holds non-integer label values such as {data[off].flat[0]:g}.")
+        data = rounded
+    elif data.dtype.kind not in "iu":
+        raise CaseError(f"{path} stores labels as {data.dtype}, not numbers.")
+    low, high = (data.min(), data.max()) if data.size else (0, 0)
+    if low >= 0 and high <= 255:
+        return data.astype(np.uint8)
+    if low >= -32768 and high <= 32767:
+        return data.astype(np.int16)
+    raise CaseError(f"{path} holds label values from {low:g} to {high:g}, outside -32768..32767.")
+
+
+def _display_ornt(affine: np.ndarray) -> np.ndarray:
+    """nibabel orientation (input axis -> [output axis, flip]) into [slice, row, col]."""
+    m = affine[:3, :3]
+    col = 0 if abs(m[0, 0]) >= abs(m[0, 1]) else 1
+    row = 1 - col
+    ornt = np.array([[0, 1], [0, 1], [0, 1]], dtype=float)
+    ornt[col] = (2, -1 if m[0, col] > 0 else 1)  # toward patient left = decreasing RAS x
+    up = m[2, row] if abs(m[2, row]) > abs(m[1, row]) else m[1, row]
+    ornt[row] = (1, -1 if up > 0 else 1)  # top = anterior/superior, so rows run the other way
+    return ornt
+
+
+def _load(patient_dir: Path, phase: str, layout: Layout) -> Case:
+    """Read and check one case; warnings are recorded in the Case, not emitted."""
+    image_path, labels_path = layout.files(patient_dir, phase)
+    image_img = _read_nifti(image_path)
+    labels_img = _read_nifti(labels_path)
+    image = _volume(image_img, image_path, np.float32)
+    labels = _integer_labels(_volume(labels_img, labels_path, None), labels_path)
+    if image.shape != labels.shape:
+        raise CaseError(
+            f"{labels_path} has shape {labels.shape} but its image {image_path.name} has {image.shape}."
+        )
+    affine = np.asarray(image_img.affine, dtype=float)
+    diff = np.abs(affine - labels_img.affine).max()
+    if not diff <= AFFINE_TOLERANCE_MM:
+        raise CaseError(
+            f"{labels_path} is not on the grid of its image {image_path.name} "
+            f"(affines differ by up to {diff:.3g} mm)."
+        )
+
+    counts, unknown = _count_labels(labels, layout.label_map.values())
+    ornt = _display_ornt(affine)
+    zooms = [float(z) for z in image_img.header.get_zooms()[:3]]
+    norms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    # pixdim is float32: round so 1.8 reads 1.8, not 1.7999999523.
+    zooms = [round(z if np.isfinite(z) and z > 0 else float(n), 6) for z, n in zip(zooms, norms, strict=True)]
+    order = np.argsort(ornt[:, 0])  # input axis shown as slice, row, col
+    image = apply_orientation(image, ornt)
+    labels = apply_orientation(labels, ornt)
+    image.flags.writeable = False
+    labels.flags.writeable = False
+    display_affine = affine @ inv_ornt_aff(ornt, image_img.shape[:3])
+
+    notes: tuple[str, ...] = ()
+    if unknown:
+        known = ", ".join(f"{v} {k}" for k, v in sorted(layout.label_map.items(), key=lambda kv: kv[1]))
+        notes = (
+            f"{labels_path} holds label values {unknown} that layout {layout.name!r} does not define "
+            f"(it knows {known}); they are shown uncoloured.",
+        )
+    case = Case(
+        patient_dir=patient_dir,
+        phase=phase,
+        image=image,
+        labels=labels,
+        spacing=tuple(zooms[i] for i in order),
+        affine=display_affine,
+        label_map=dict(layout.label_map),
+        layout=layout.name,
+        image_path=image_path,
+        labels_path=labels_path,
+        warnings=notes,
+    )
+    case.__dict__["_value_counts"] = counts  # computed anyway; spares voxel_counts() a pass
+    return case
+
+
+def _emit(case: Case) -> None:
+    for note in case.warnings:
+        warnings.warn(note, UnknownLabelWarning, stacklevel=3)
+
+
+def load_case(patient_dir: str | Path, phase: str, layout: str | Layout | None = None) -> Case:
+    """Read one patient's image and labels for ``phase`` (see the module docstring for orientation).
+
+    Parameters
+    ----------
+    patient_dir : str or Path
+        The patient folder.
+    phase : str
+        ``"ED"`` or ``"ES"``.
+    layout : str, Layout or None
+        A preset name, a :class:`~cmrqc_widgets.layouts.Layout`, or None to detect it.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    CaseError
+        Missing, truncated or unreadable file, not 3D, non-integer labels, or image and labels
+        on different grids. Unknown label values only warn (:class:`UnknownLabelWarning`).
+    """
+    patient_dir = Path(patient_dir).expanduser()
+    case = _load(patient_dir, check_phase(phase), get_layout(layout, patient_dir))
+    _emit(case)
+    return case
+
+
+class CaseCache:
+    """A thread-safe, size-bounded LRU cache of decoded cases, with background prefetch.
+
+    Parameters
+    ----------
+    max_mb : float
+        Budget for the image and label arrays held, in MB (1e6 bytes). The least recently used
+        cases are evicted beyond it; the case loaded last is always kept.
+    workers : int
+        Background threads for :meth:`prefetch` (gzip decompression releases the GIL).
+
+    Notes
+    -----
+    Cases are keyed by (resolved patient folder, phase, layout). A ``get`` of a case being
+    prefetched waits for that read instead of starting another; failures are never cached, so a
+    fixed file loads on the next ``get``. Detected layouts are remembered per folder.
+    """
+
+    def __init__(self, max_mb: float = 512, workers: int = 1) -> None:
+        self.max_bytes = int(max_mb * 1e6)
+        self.workers = max(1, int(workers))
+        self._lock = threading.Lock()
+        self._cases: OrderedDict[tuple, Case] = OrderedDict()
+        self._pending: dict[tuple, Future] = {}
+        self._layouts: OrderedDict[Path, Layout] = OrderedDict()
+        self._unannounced: set[tuple] = set()  # prefetched cases whose warnings get() has not emitted
+        self._nbytes = 0
+        self._generation = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _resolve(self, patient_dir: str | Path, layout: str | Layout | None) -> tuple[Path, Layout]:
+        path = Path(patient_dir).expanduser().resolve()
+        if layout is not None:
+            return path, get_layout(layout)
+        with self._lock:
+            found = self._layouts.get(path)
+        if found is None:
+            found = get_layout(None, path)
+            with self._lock:
+                self._layouts[path] = found
+                if len(self._layouts) > 10_000:
+                    self._layouts.popitem(last=False)
+        return path, found
+
+    def _run(self, key: tuple, future: Future, generation: int, background: bool = False) -> Case:
+        path, phase, layout = key
+        try:
+            case = _load(path, phase, layout)
+        except BaseException as exc:
+            with self._lock:
+                if self._pending.get(key) is future:
+                    del self._pending[key]
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            if generation == self._generation:
+                self._store(key, case)
+            if background and case.warnings:
+                self._unannounced.add(key)
+            if self._pending.get(key) is future:
+                del self._pending[key]
+        future.set_result(case)
+        return case
+
+    def _store(self, key: tuple, case: Case) -> None:
+        old = self._cases.pop(key, None)
+        if old is not None:
+            self._nbytes -= old.nbytes
+        self._cases[key] = case
+        self._nbytes += case.nbytes
+        while self._nbytes > self.max_bytes and len(self._cases) > 1:
+            evicted_key, evicted = self._cases.popitem(last=False)
+            self._nbytes -= evicted.nbytes
+            self._unannounced.discard(evicted_key)
+
+    def get(self, patient_dir: str | Path, phase: str, layout: str | Layout | None = None) -> Case:
+        """The case, from the cache, from an in-flight prefetch, or read now.
+
+        Raises
+        ------
+        CaseError
+            As :func:`load_case` (also the error of a failed prefetch of this case).
+        """
+        phase = check_phase(phase)
+        path, found = self._resolve(patient_dir, layout)
+        key = (path, phase, found)
+        while True:
+            with self._lock:  # one decision under the lock: cached, in flight, or ours to read
+                case = self._cases.get(key)
+                future = self._pending.get(key) if case is None else None
+                owner = case is None and future is None
+                if case is not None:
+                    self._cases.move_to_end(key)
+                elif owner:
+                    future = Future()
+                    future.set_running_or_notify_cancel()
+                    self._pending[key] = future
+                    generation = self._generation
+            if owner:
+                case = self._run(key, future, generation)
+                _emit(case)
+                return case
+            if case is None:
+                try:
+                    case = future.result()
+                except CancelledError:
+                    with self._lock:
+                        if self._pending.get(key) is future:
+                            del self._pending[key]
+                    continue
+            with self._lock:
+                announce = key in self._unannounced
+                self._unannounced.discard(key)
+            if announce:
+                _emit(case)
+            return case
+
+    def prefetch(
+        self, patient_dir: str | Path, phases: Iterable[str] = PHASES, layout: str | Layout | None = None
+    ) -> None:
+        """Start reading ``phases`` of a patient in the background; return at once.
+
+        Errors (including a folder with no known layout) are swallowed here and raised by the
+        next :meth:`get` of that case.
+        """
+        try:
+            path, found = self._resolve(patient_dir, layout)
+            keys = [(path, check_phase(phase), found) for phase in phases]
+        except Exception:
+            return
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cmrqc-prefetch")
+            for key in keys:
+                if key in self._cases:
+                    self._cases.move_to_end(key)
+                elif key not in self._pending:
+                    future: Future = Future()
+                    self._pending[key] = future
+                    self._executor.submit(self._background, key, future, self._generation)
+
+    def _background(self, key: tuple, future: Future, generation: int) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        with contextlib.suppress(BaseException):  # kept in the future, raised by get()
+            self._run(key, future, generation, background=True)
+
+    def clear(self) -> None:
+        """Forget every cached case, detected layout and pending prefetch (in-flight reads are dropped)."""
+        self._reset(stop=False)
+
+    def close(self) -> None:
+        """Clear the cache and stop the background threads (a later prefetch starts new ones)."""
+        self._reset(stop=True)
+
+    def _reset(self, stop: bool) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cases.clear()
+            self._layouts.clear()
+            self._unannounced.clear()
+            self._nbytes = 0
+            pending, self._pending = self._pending, {}
+            executor = self._executor
+            if stop:
+                self._executor = None
+        for future in pending.values():
+            future.cancel()  # only those not started; get() then reads the case itself
+        if stop and executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the cached image and label arrays."""
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __contains__(self, item: object) -> bool:
+        """``(patient_dir, phase)`` or ``(patient_dir, phase, layout)`` is cached (no detection, no I/O)."""
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            return False
+        path = Path(item[0]).expanduser().resolve()
+        phase = str(item[1]).upper()
+        with self._lock:
+            if len(item) == 3:
+                try:
+                    return (path, phase, get_layout(item[2])) in self._cases
+                except Exception:
+                    return False
+            return any(k[0] == path and k[1] == phase for k in self._cases)
