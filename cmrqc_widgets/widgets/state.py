@@ -341,10 +341,11 @@ class ReviewState(HasTraits):
                 error = f"No patients in {name}: the dataset file lists none."
             self._dataset_error = error
             self._shown = None
-            self.patients = patients
-            self.n_total = len(patients)
-            self._update_queue()
-            self._update_progress()
+            with self.hold_trait_notifications():  # observers see patients and queue agree
+                self.patients = patients
+                self.n_total = len(patients)
+                self._update_queue()
+                self._update_progress()
             start = patients.index(patient) if patient in patients else 0
             if self.patient_index != start:
                 self.patient_index = start  # the observer shows the case

@@ -1,0 +1,12 @@
+"""The widgets of cmrqc_widgets: the review screen and its parts.
+
+Only this subpackage imports ipywidgets, anywidget, ipyevents and (lazily) ipyvolume.
+"""
+
+from __future__ import annotations
+
+from .review import ReviewWidget
+from .slice_viewer import SliceViewer
+from .state import ReviewState
+
+__all__ = ["ReviewState", "ReviewWidget", "SliceViewer"]

@@ -1,0 +1,291 @@
+"""ReviewWidget: the whole review screen as one composed ipywidget.
+
+Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
+is a thin view linked to it. Layout::
+
+    header:   title · error banner
+    left:     slice viewer (MRI + overlay | labels) · slice controls · display controls ·
+              decision bar (4 decisions, comment, "saved 12:03:41")
+    middle:   3D panel (collapsible) · case info
+    right:    navigation (phase, prev/next, next undecided, filter, patient list, progress) · stats
+    footer:   help line of the keys · log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from collections.abc import Iterator
+from typing import Any
+
+from ipywidgets import HTML, HBox, Layout, VBox
+from traitlets import link
+
+from . import keys as keymap
+from .controls import DisplayControls, SliceControls
+from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
+from .slice_viewer import SliceViewer
+from .state import ReviewState
+from .stats import StatsPanel
+from .volume3d import DEFAULT_CAP, Volume3DPanel
+
+
+class ReviewWidget(VBox):
+    """The review screen of one reviewer: images, 3D, navigation, decisions, statistics.
+
+    Parameters
+    ----------
+    root : path, optional
+        Data root; ``CMRQC_ROOT`` or the default when omitted.
+    user : str, optional
+        Reviewer; ``JUPYTERHUB_USER``, else ``CMRQC_USER``, else the OS user when omitted.
+    dataset : str, optional
+        Dataset file to open; by default the one used last, else the first.
+    cache_mb : float
+        Memory for decoded cases (the current, previous and next patients are kept).
+    layout : str or Layout, optional
+        Case file layout; detected per patient when omitted.
+    show_3d : bool
+        Start with the 3D panel expanded (collapsed, it costs nothing).
+    points_cap : int
+        Most points in the 3D panel.
+    state : ReviewState, optional
+        Use an existing state (then ``root``, ``user``, ``dataset``, ``cache_mb`` are ignored).
+
+    Examples
+    --------
+    >>> from cmrqc_widgets import ReviewWidget
+    >>> w = ReviewWidget(root="JSON", user="alice", dataset="cohort.json")
+    >>> w.reject_button.click(); w.comment.value = "LV leak"; w.next_patient_button.click()
+    """
+
+    def __init__(
+        self,
+        root: Any = None,
+        user: str | None = None,
+        dataset: str | None = None,
+        cache_mb: float = 512,
+        *,
+        layout: Any = None,
+        show_3d: bool = False,
+        points_cap: int = DEFAULT_CAP,
+        state: ReviewState | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.log_panel = LogPanel(layout=Layout(width="100%"))
+        guard = self.log_panel.guard
+        self.state = state or ReviewState(root, user, dataset, cache_mb=cache_mb, layout=layout)
+        st = self.state
+
+        self.slice_view = SliceViewer()
+        self.slice_view.add_class("cmrqc-slice-viewer")
+        self.slice_controls = SliceControls(st, guard=guard)
+        self.display_controls = DisplayControls(st, reset_window=self.reset_window, guard=guard)
+        self.decision_bar = DecisionBar(st, guard=guard)
+        self.volume_view = Volume3DPanel(cap=points_cap)
+        self.case_info = CaseInfo(st, guard=guard)
+        self.navigation = NavigationPanel(st, guard=guard)
+        self.stats = StatsPanel(st, guard=guard)
+        self.title = HTML("")
+        self.banner = HTML("")
+        self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
+
+        for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
+            link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
+        link((st, "show_3d"), (self.volume_view.toggle, "value"))
+        st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
+        st.observe(guard(self._show_case), "case_serial")
+        st.observe(guard(self._show_title), ["dataset", "error"])
+        st.add_batch_hook(self._hold_all)
+
+        self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
+        self.key_area.add_class("cmrqc-key-area")
+        self._key_events = keymap.attach_keys(
+            [self.key_area, self.navigation.button_row, self.decision_bar.button_row], guard(self.handle_key)
+        )
+
+        left = VBox(
+            [self.key_area, self.display_controls, self.decision_bar],
+            layout=Layout(flex="0 0 auto", min_width="560px", padding="0 8px 0 0"),
+        )
+        middle = VBox(
+            [self.volume_view, HTML("<b>Case</b>"), self.case_info],
+            layout=Layout(flex="0 0 auto", min_width="300px", max_width="420px", padding="0 8px 0 0"),
+        )
+        right = VBox(
+            [self.navigation, self.stats],
+            layout=Layout(flex="1 1 auto", min_width="330px"),
+        )
+        super().__init__(
+            [
+                self.title,
+                self.banner,
+                HBox([left, middle, right], layout=Layout(flex_flow="row wrap")),
+                self.help,
+                self.log_panel,
+            ],
+            **kwargs,
+        )
+        self.add_class("cmrqc-review")
+        self._show_title()
+        self._show_case()
+        if show_3d:
+            st.show_3d = True
+
+    # ------------------------------------------------------------------------------------------
+    # public parts (the names tests and power users reach for)
+    @property
+    def accept_button(self) -> Any:
+        """The "accept" decision button."""
+        return self.decision_bar.buttons["accept"]
+
+    @property
+    def reject_button(self) -> Any:
+        """The "reject" decision button."""
+        return self.decision_bar.buttons["reject"]
+
+    @property
+    def finetune_button(self) -> Any:
+        """The "fine-tune" decision button."""
+        return self.decision_bar.buttons["finetune"]
+
+    @property
+    def unclassified_button(self) -> Any:
+        """The "unclassified" decision button."""
+        return self.decision_bar.buttons["unclassified"]
+
+    @property
+    def comment(self) -> Any:
+        """The comment box of the current patient and phase."""
+        return self.decision_bar.comment
+
+    @property
+    def prev_patient_button(self) -> Any:
+        """Previous patient (wraps)."""
+        return self.navigation.prev_patient_button
+
+    @property
+    def next_patient_button(self) -> Any:
+        """Next patient (wraps)."""
+        return self.navigation.next_patient_button
+
+    @property
+    def next_undecided_button(self) -> Any:
+        """Next patient or phase without a decision."""
+        return self.navigation.next_undecided_button
+
+    @property
+    def phase_toggle(self) -> Any:
+        """ED / ES switch."""
+        return self.navigation.phase_toggle
+
+    @property
+    def patient_list(self) -> Any:
+        """Patients of the queue with their ED and ES decisions; picking one jumps there."""
+        return self.navigation.patient_list
+
+    @property
+    def filter_dropdown(self) -> Any:
+        """Which patients the queue holds."""
+        return self.navigation.filter_dropdown
+
+    @property
+    def progress_bar(self) -> Any:
+        """Patients decided (both phases) of all."""
+        return self.navigation.progress_bar
+
+    @property
+    def slice_slider(self) -> Any:
+        """Slice index of the current view."""
+        return self.slice_controls.slice_slider
+
+    @property
+    def dataset_dropdown(self) -> Any:
+        """The reviewer's dataset files; picking one opens it."""
+        return self.stats.dataset_dropdown
+
+    @property
+    def log_output(self) -> Any:
+        """The Output where callback exceptions and the package's warnings appear."""
+        return self.log_panel.output
+
+    @property
+    def stats_image(self) -> Any:
+        """Pie chart of the decisions of the open dataset (PNG)."""
+        return self.stats.stats_image
+
+    # ------------------------------------------------------------------------------------------
+    def handle_key(self, event: dict[str, Any]) -> bool:
+        """Act on one ipyevents key event; return True when it did something.
+
+        Ignored: keys typed in a text field, keys with Ctrl/Alt/Meta, auto-repeat of saving keys,
+        and keys that are not shortcuts (see :mod:`cmrqc_widgets.widgets.keys`).
+        """
+        action = keymap.action_for(event)
+        if action is None:
+            return False
+        name, args = action
+        getattr(self.state, name)(*args)
+        return True
+
+    def reset_window(self) -> None:
+        """Reset the window/level to the robust default of the current case."""
+        self.state.window = list(self.slice_view.default_window)
+
+    def close(self) -> None:
+        """Save a pending comment, release the dataset and close all widgets."""
+        state = getattr(self, "state", None)
+        if state is not None:
+            with contextlib.suppress(Exception):
+                state.commit_comment()
+                if state.dataset_obj is not None:
+                    state.dataset_obj.close()
+        if hasattr(self, "log_panel"):
+            self.log_panel.detach()
+        for event in getattr(self, "_key_events", []):
+            event.close()
+        super().close()
+
+    # ------------------------------------------------------------------------------------------
+    def _show_case(self, change: Any = None) -> None:
+        st = self.state
+        if st.case is not None:
+            self.slice_view.show_case(st.case, slice_index=st.slice)
+        else:
+            self.slice_view.show_message(st.error or "Nothing to show.")
+        self.volume_view.show_case(st.case, st.error)
+
+    def _show_title(self, change: Any = None) -> None:
+        st = self.state
+        user = html.escape(str(st.store.user))
+        dataset = html.escape(st.dataset or "no dataset")
+        self.title.value = f"<h3 style='margin:4px 0'>Segmentation QC · {user} · {dataset}</h3>"
+        error = st.error
+        self.banner.value = (
+            f"<div style='color:#b00020;font-weight:bold;padding:4px 0' class='cmrqc-error'>"
+            f"{html.escape(error)}</div>"
+            if error
+            else ""
+        )
+
+    def _sync_widgets(self) -> list[Any]:
+        return [
+            self.slice_view,
+            self.title,
+            self.banner,
+            *self.slice_controls.sync_widgets(),
+            *self.display_controls.sync_widgets(),
+            *self.decision_bar.sync_widgets(),
+            *self.navigation.sync_widgets(),
+            *self.case_info.sync_widgets(),
+            *self.stats.sync_widgets(),
+            *self.volume_view.sync_widgets(),
+        ]
+
+    @contextlib.contextmanager
+    def _hold_all(self) -> Iterator[None]:
+        """Hold the sync of every widget a patient switch touches: one batch to the browser."""
+        with contextlib.ExitStack() as stack:
+            for widget in self._sync_widgets():
+                stack.enter_context(widget.hold_sync())
+            yield

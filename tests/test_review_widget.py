@@ -1,0 +1,415 @@
+"""ReviewWidget driven as a reviewer would, without a browser: clicks, typing, keys, the file on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cmrqc_widgets.demo import make_demo_cohort
+from cmrqc_widgets.store import QCStore
+from cmrqc_widgets.widgets import ReviewState, ReviewWidget, SliceViewer
+from cmrqc_widgets.widgets import volume3d as volume3d_module
+
+USER = "alice"
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo cohort (small volumes), written once; tests copy only its dataset file."""
+    root = tmp_path_factory.mktemp("cohort")
+    make_demo_cohort(root, USER, shape=(64, 64, 6))
+    return root
+
+
+@pytest.fixture
+def root(tmp_path: Path, cohort: Path) -> Path:
+    """A fresh data root whose reviewer has demo.json (patients in the shared cohort)."""
+    folder = tmp_path / "users" / USER
+    folder.mkdir(parents=True)
+    shutil.copy(cohort / "users" / USER / "demo.json", folder / "demo.json")
+    return tmp_path
+
+
+@pytest.fixture
+def widget(root: Path):
+    """A review screen on the demo cohort."""
+    w = ReviewWidget(root=root, user=USER)
+    yield w
+    w.close()
+
+
+def on_disk(root: Path, name: str = "demo.json") -> dict:
+    with open(root / "users" / USER / name, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def key(event_key: str, **extra) -> dict:
+    """An ipyevents keydown event as the browser sends it (pointer over the images)."""
+    event = {
+        "event": "keydown",
+        "key": event_key,
+        "ctrlKey": False,
+        "altKey": False,
+        "metaKey": False,
+        "shiftKey": False,
+        "repeat": False,
+        "target": {"tagName": "CANVAS", "id": "", "className": ""},
+    }
+    event.update(extra)
+    return event
+
+
+def test_builds_with_public_parts(widget: ReviewWidget) -> None:
+    """The screen exposes its parts and shows the first patient's ED case in the slice viewer."""
+    w = widget
+    assert isinstance(w.state, ReviewState)
+    assert isinstance(w.slice_view, SliceViewer)
+    for name in (
+        "accept_button",
+        "reject_button",
+        "finetune_button",
+        "unclassified_button",
+        "comment",
+        "prev_patient_button",
+        "next_patient_button",
+        "phase_toggle",
+        "slice_slider",
+        "dataset_dropdown",
+        "volume_view",
+        "patient_list",
+        "stats_image",
+        "log_output",
+    ):
+        assert getattr(w, name) is not None, name
+    assert w.slice_view.message == ""
+    assert w.slice_view.shape == list(w.state.case.shape)
+    assert w.slice_view.slice_index == w.state.slice == w.slice_slider.value
+    assert w.slice_slider.max == w.state.n_slices - 1
+    assert w.dataset_dropdown.value == "demo.json"
+    assert w.phase_toggle.value == "ED"
+    assert w.stats_image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "A accept" in w.help.value
+
+
+def test_click_reject_saves_and_styles(widget: ReviewWidget, root: Path) -> None:
+    """Clicking reject saves it at once; the button, list, stats and saved line show it."""
+    w = widget
+    renders = w.stats.n_renders
+    before_png = w.stats_image.value
+    w.reject_button.click()
+    assert on_disk(root)[w.state.patient]["ED_Comments"] == "reject:"
+    assert w.reject_button.button_style == "danger"
+    assert w.accept_button.button_style == ""
+    assert "ED reject" in w.patient_list.label
+    assert "saved " in w.decision_bar.saved_label.value
+    assert w.stats.n_renders == renders + 1
+    assert w.stats_image.value != before_png
+    assert "Download JSON" in w.stats.downloads.value and "data:text/csv;base64," in w.stats.downloads.value
+    w.accept_button.click()
+    assert on_disk(root)[w.state.patient]["ED_Comments"] == "accept:"
+    assert (w.accept_button.button_style, w.reject_button.button_style) == ("success", "")
+
+
+def test_typed_comment_survives_patient_switch(widget: ReviewWidget, root: Path) -> None:
+    """A comment typed then left by moving on is on disk, and back on screen when returning."""
+    w = widget
+    first = w.state.patient
+    w.reject_button.click()
+    w.comment.value = "LV leaks into the atrium"
+    w.next_patient_button.click()
+    assert on_disk(root)[first]["ED_Comments"] == "reject:LV leaks into the atrium"
+    assert w.comment.value == ""
+    w.prev_patient_button.click()
+    assert w.state.patient == first
+    assert w.comment.value == "LV leaks into the atrium"
+    assert w.reject_button.button_style == "danger"
+
+
+def test_navigation_wraps_both_ends(widget: ReviewWidget) -> None:
+    """Previous from the first patient goes to the last, next from the last to the first."""
+    w = widget
+    w.prev_patient_button.click()
+    assert w.state.patient_index == 9 and w.state.patient.endswith("demo010")
+    assert w.patient_list.value == 9
+    w.next_patient_button.click()
+    assert w.state.patient_index == 0
+
+
+def test_patient_list_pick_jumps(widget: ReviewWidget) -> None:
+    """Picking a patient in the list opens it; the list shows both phases' decisions."""
+    w = widget
+    w.patient_list.value = 5
+    assert w.state.patient_index == 5
+    assert w.patient_list.label.startswith("demo006")
+    assert "ED —" in w.patient_list.label and "ES —" in w.patient_list.label
+
+
+def test_phase_toggle_and_slice_slider(widget: ReviewWidget) -> None:
+    """The phase switch and the slice slider drive the state and the slice viewer."""
+    w = widget
+    ed_case = w.state.case
+    w.phase_toggle.value = "ES"
+    assert w.state.phase == "ES" and w.state.case is not ed_case
+    w.slice_slider.value = 1
+    assert w.state.slice == 1 and w.slice_view.slice_index == 1
+    w.slice_controls.next_slice_button.click()
+    assert w.slice_view.slice_index == 2
+    w.slice_controls.view_toggle.value = "hla"
+    assert w.slice_view.view == "hla" and w.state.n_slices == w.slice_view.n_slices
+
+
+def test_display_controls_reach_the_viewer(widget: ReviewWidget) -> None:
+    """Overlay, transparency, zoom, window and structure show/hide reach the slice viewer."""
+    w = widget
+    d = w.display_controls
+    d.overlay_checkbox.value = False
+    d.transparency_slider.value = 0.25
+    d.zoom_slider.value = 200
+    d.window_slider.value = (10.0, 100.0)
+    d.structure_checkboxes["RV"].value = False
+    v = w.slice_view
+    assert v.overlay is False
+    assert v.alpha == pytest.approx(0.75)
+    assert v.zoom == pytest.approx(2.0)
+    assert v.window == [10.0, 100.0]
+    assert v.visible == ["LV", "MYO"]
+    d.reset_window_button.click()
+    assert v.window == v.default_window
+
+
+def test_keys_decide_navigate_and_play(widget: ReviewWidget, root: Path) -> None:
+    """Keys: R rejects, arrows move slice and patient, E/S phase, space plays, J next undecided."""
+    w = widget
+    first = w.state.patient
+    assert w.handle_key(key("r")) is True
+    assert on_disk(root)[first]["ED_Comments"] == "reject:"
+    start = w.state.slice
+    w.handle_key(key("ArrowRight"))
+    assert w.slice_view.slice_index == start + 1
+    w.handle_key(key("ArrowLeft"))
+    assert w.state.slice == start
+    w.handle_key(key("s"))
+    assert w.state.phase == "ES"
+    w.handle_key(key("A"))  # capital letter (caps lock) works too
+    assert on_disk(root)[first]["ES_Comments"] == "accept:"
+    w.handle_key(key("e"))
+    assert w.state.phase == "ED"
+    w.handle_key(key("ArrowDown"))
+    assert w.state.patient_index == 1
+    w.handle_key(key("ArrowUp"))
+    w.handle_key(key("p"))
+    assert w.state.patient_index == 9
+    w.handle_key(key("n"))
+    assert w.state.patient_index == 0
+    w.handle_key(key(" "))
+    assert w.slice_view.playing is True
+    w.handle_key(key(" "))
+    assert w.slice_view.playing is False
+    w.handle_key(key("j"))
+    assert (w.state.patient_index, w.state.phase) == (1, "ED")
+    w.handle_key(key("f"))
+    w.handle_key(key("u"))
+    assert on_disk(root)[w.state.patient]["ED_Comments"] == "unclassified:"
+
+
+def test_keys_ignored_while_typing(widget: ReviewWidget, root: Path) -> None:
+    """Keys typed in the comment box (or with Ctrl, or key-up, or held) never act."""
+    w = widget
+    before = (root / "users" / USER / "demo.json").read_bytes()
+    here = (w.state.patient_index, w.state.phase, w.state.slice)
+    typing = {"tagName": "TEXTAREA", "id": "", "className": "widget-textarea"}
+    for k in ("a", "r", "f", "u", "n", "p", "e", "s", "j", " ", "ArrowLeft", "ArrowDown"):
+        assert w.handle_key(key(k, target=typing)) is False
+    assert w.handle_key(key("r", ctrlKey=True)) is False
+    assert w.handle_key(key("r", event="keyup")) is False
+    assert w.handle_key(key("a", repeat=True)) is False
+    assert w.handle_key(key("x")) is False
+    assert (root / "users" / USER / "demo.json").read_bytes() == before
+    assert (w.state.patient_index, w.state.phase, w.state.slice) == here
+
+
+def test_key_events_skip_the_comment_box(widget: ReviewWidget) -> None:
+    """ipyevents watches the image area and button rows only: none of them contains the comment box."""
+    w = widget
+
+    def contains(box, target) -> bool:
+        return box is target or any(contains(c, target) for c in getattr(box, "children", ()))
+
+    sources = [event.source for event in w._key_events]
+    assert any(contains(s, w.slice_view) for s in sources)
+    assert all(not contains(s, w.comment) for s in sources)
+    assert all(e.prevent_default_action and e.watched_events == ["keydown"] for e in w._key_events)
+
+
+def test_dataset_switch_saves_draft_and_opens(widget: ReviewWidget, root: Path) -> None:
+    """Picking another dataset saves the pending comment and opens the new file; new files appear."""
+    w = widget
+    first = w.state.patient
+    w.state.set_comment("draft")  # typed, focus not yet left
+    QCStore(root, USER).create("second.json", [first])
+    w.stats.refresh_button.click()
+    assert list(w.dataset_dropdown.options) == ["demo.json", "second.json"]
+    w.dataset_dropdown.value = "second.json"
+    assert on_disk(root)[first]["ED_Comments"] == ":draft"
+    assert w.state.dataset == "second.json" and w.state.n_total == 1
+    assert "second.json" in w.title.value
+    w.reject_button.click()
+    assert on_disk(root, "second.json")[first]["ED_Comments"] == "reject:"
+    assert on_disk(root)[first]["ED_Comments"] == ":draft"
+
+
+def test_broken_case_shows_sentence_and_is_decidable(widget: ReviewWidget, root: Path) -> None:
+    """A corrupt demo case shows its sentence in the panels; it can be decided and commented."""
+    w = widget
+    w.state.jump_to("demo009")
+    w.phase_toggle.value = "ES"
+    assert "lvsa_SR_ES.nii.gz" in w.slice_view.message
+    assert "lvsa_SR_ES.nii.gz" in w.banner.value
+    assert "Error" in w.case_info.html.value
+    w.reject_button.click()
+    w.comment.value = "image unreadable"
+    w.next_patient_button.click()
+    assert on_disk(root)[w.state.patients[8]]["ES_Comments"] == "reject:image unreadable"
+    assert w.slice_view.message == "" and w.banner.value == ""
+
+
+def test_empty_dataset_shows_no_patients(tmp_path: Path) -> None:
+    """An empty dataset shows "no patients"; every button works without a crash."""
+    QCStore(tmp_path, USER).create("empty.json", [])
+    w = ReviewWidget(root=tmp_path, user=USER)
+    assert "No patients" in w.slice_view.message
+    for button in (w.next_patient_button, w.prev_patient_button, w.accept_button, w.next_undecided_button):
+        button.click()
+    w.handle_key(key("ArrowRight"))
+    assert on_disk(tmp_path, "empty.json") == {}
+    assert w.patient_list.options == ()
+    w.close()
+
+
+def test_corrupt_dataset_never_written(tmp_path: Path) -> None:
+    """A corrupt dataset shows its error; clicking everything leaves its bytes unchanged."""
+    folder = tmp_path / "users" / USER
+    folder.mkdir(parents=True)
+    path = folder / "bad.json"
+    path.write_bytes(b"[1, 2")
+    w = ReviewWidget(root=tmp_path, user=USER)
+    assert "bad.json" in w.slice_view.message and "bad.json" in w.banner.value
+    for button in (w.reject_button, w.next_patient_button, w.prev_patient_button, w.unclassified_button):
+        button.click()
+    w.comment.value = "typed"
+    w.handle_key(key("a"))
+    assert path.read_bytes() == b"[1, 2"
+    w.close()
+
+
+def test_no_datasets_message(tmp_path: Path) -> None:
+    """With no dataset files at all, the screen says so and how to create one."""
+    w = ReviewWidget(root=tmp_path, user=USER)
+    assert "No datasets" in w.slice_view.message
+    assert w.dataset_dropdown.options == ()
+    w.close()
+
+
+def test_next_undecided_filter_and_progress(widget: ReviewWidget) -> None:
+    """Next undecided, the filter dropdown and the progress bar follow the decisions."""
+    w = widget
+    w.accept_button.click()
+    w.next_undecided_button.click()
+    assert (w.state.patient_index, w.state.phase) == (0, "ES")
+    w.finetune_button.click()
+    assert w.progress_bar.value == 1 and w.progress_bar.max == 10
+    assert "1 of 10 decided" in w.navigation.progress_label.value
+    w.filter_dropdown.value = "finetune"
+    assert [value for _, value in w.patient_list.options] == [0]
+    w.filter_dropdown.value = "undecided"
+    assert [value for _, value in w.patient_list.options] == [0, *range(1, 10)]  # current kept visible
+    w.next_patient_button.click()
+    assert w.state.patient_index == 1
+    assert [value for _, value in w.patient_list.options] == list(range(1, 10))
+
+
+def test_3d_collapsed_costs_nothing_and_ignores_slices(widget: ReviewWidget, monkeypatch) -> None:
+    """Collapsed, no points are computed; expanded, points change on patient moves, never on slices."""
+    calls = []
+    real = volume3d_module.case_points
+
+    def counting(case, cap=50_000):
+        calls.append(case)
+        return real(case, cap=cap)
+
+    monkeypatch.setattr(volume3d_module, "case_points", counting)
+    w = widget
+    w.next_patient_button.click()
+    w.prev_patient_button.click()
+    assert calls == [] and w.volume_view.figure is None
+    w.volume_view.toggle.value = True
+    assert len(calls) == 1 and w.volume_view.figure is not None
+    assert w.state.show_3d is True
+    scatter = w.volume_view.scatters["LV"]
+    assert scatter.geo == "box" and len(scatter.x) > 0
+    for _ in range(3):
+        w.slice_controls.next_slice_button.click()
+        w.handle_key(key("ArrowLeft"))
+    w.slice_slider.value = 0
+    assert len(calls) == 1
+    w.next_patient_button.click()
+    assert len(calls) == 2
+    w.display_controls.structure_checkboxes["LV"].value = False
+    assert scatter.visible is False and len(calls) == 2
+    w.volume_view.toggle.value = False
+    w.next_patient_button.click()
+    assert len(calls) == 2
+
+
+def test_3d_points_capped_and_physical(root: Path) -> None:
+    """The 3D panel draws at most the cap, coloured per structure, in millimetres."""
+    w = ReviewWidget(root=root, user=USER, show_3d=True, points_cap=500)
+    drawn = sum(len(s.x) for s in w.volume_view.scatters.values())
+    assert 0 < drawn <= 500
+    lv = w.volume_view.scatters["LV"]
+    assert lv.color == "#ff0000"
+    extent = max(lv.z) - min(lv.z)
+    assert extent > 8.0  # spans several 8 mm slices, not slice indices
+    w.close()
+
+
+def test_patient_switch_is_one_batch(widget: ReviewWidget, monkeypatch) -> None:
+    """During a patient switch every panel's widget is holding its sync (one batch to the browser)."""
+    w = widget
+    seen = []
+    real = w.slice_view.show_case
+
+    def spy(case, slice_index=None):
+        seen.append([widget._holding_sync for widget in w._sync_widgets()])
+        return real(case, slice_index)
+
+    monkeypatch.setattr(w.slice_view, "show_case", spy)
+    w.next_patient_button.click()
+    w.handle_key(key("s"))
+    assert len(seen) == 2
+    assert all(all(flags) for flags in seen)
+
+
+def test_callback_errors_go_to_the_log(widget: ReviewWidget, monkeypatch) -> None:
+    """A failing save is told to the reviewer, not swallowed."""
+    w = widget
+
+    def fail(*args, **kwargs):
+        from cmrqc_widgets.errors import DatasetError
+
+        raise DatasetError("Dataset file demo.json cannot be written (disk full).")
+
+    monkeypatch.setattr(w.state.dataset_obj, "save", fail)
+    w.reject_button.click()
+    assert "disk full" in w.decision_bar.saved_label.value
+    assert w.reject_button.button_style == ""
+
+
+def test_bytes_per_patient_move(widget: ReviewWidget) -> None:
+    """One patient move sends the volume once, far below the old app's 1.5 MB per move."""
+    w = widget
+    w.next_patient_button.click()
+    assert 0 < w.slice_view.volume_nbytes() < 1_500_000
