@@ -18,17 +18,17 @@ label in one ``np.take``, and the labels panel is a palette PNG whose pixels are
 
 from __future__ import annotations
 
+import io
 import math
-import struct
 import threading
 import weakref
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .names import STRUCTURE_COLOURS, STRUCTURES
 
@@ -373,16 +373,8 @@ def zoom_nearest(rgb: np.ndarray, zoom: float = 1.0, aspect: float = 1.0) -> np.
     return _resize_axis(_resize_axis(rgb, rows, 0), cols, 1)
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def encode_png(rgb_or_gray: np.ndarray, compress_level: int = 1, palette: np.ndarray | None = None) -> bytes:
     """PNG bytes of a uint8 image: ``(rows, cols)`` grey, ``(rows, cols, 3)`` RGB or ``(rows, cols, 4)`` RGBA.
-
-    Written straight with :mod:`zlib` and no row filter: for slices this is about twice as fast
-    as Pillow, which always tries every filter on every row. Any PNG reader (Pillow, browsers)
-    decodes it.
 
     Parameters
     ----------
@@ -396,28 +388,22 @@ def encode_png(rgb_or_gray: np.ndarray, compress_level: int = 1, palette: np.nda
     image = np.asarray(rgb_or_gray)
     if image.dtype != np.uint8:
         raise ValueError(f"PNG pixels must be uint8, got {image.dtype}.")
-    if image.ndim == 2:
-        colour_type = 0 if palette is None else 3
-    elif image.ndim == 3 and image.shape[2] in (3, 4) and palette is None:
-        colour_type = 2 if image.shape[2] == 3 else 6
-    else:
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4) and palette is None)):
         raise ValueError(f"PNG needs a (rows, cols) or (rows, cols, 3|4) image, got shape {image.shape}.")
     if not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level must be 0..9, got {compress_level!r}.")
-    rows, cols = image.shape[:2]
-    if rows == 0 or cols == 0:
+    if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"Cannot encode an empty image of shape {image.shape}.")
-    scanlines = np.zeros((rows, 1 + image[0].size), np.uint8)  # first byte of a row: filter 0 (none)
-    scanlines[:, 1:] = image.reshape(rows, -1)
-    header = struct.pack(">IIBBBBB", cols, rows, 8, colour_type, 0, 0, 0)
-    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header)]
+    picture = Image.fromarray(np.ascontiguousarray(image))
     if palette is not None:
         colours = np.asarray(palette, dtype=np.uint8)
         if colours.ndim != 2 or colours.shape[1] != 3 or not 1 <= len(colours) <= 256:
             raise ValueError(f"Palette must be (n <= 256, 3) colours, got shape {colours.shape}.")
-        parts.append(_chunk(b"PLTE", colours.tobytes()))
-    parts += [_chunk(b"IDAT", zlib.compress(scanlines, compress_level)), _chunk(b"IEND", b"")]
-    return b"".join(parts)
+        picture = Image.frombuffer("P", picture.size, np.ascontiguousarray(image), "raw", "P", 0, 1)
+        picture.putpalette(colours.tobytes())
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
 
 
 def render_slice_pngs(
