@@ -51,8 +51,10 @@ def write_nifti(path: Path, data: np.ndarray, spacing=(1.8, 1.8, 8.0), affine=No
     """Write ``data`` as a NIfTI file with ``spacing`` (or a full ``affine``) and return the path."""
     if affine is None:
         affine = np.diag([*spacing, 1.0])
+    else:  # keep the header's pixdim consistent with the affine given
+        spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))
     img = nib.Nifti1Image(data, affine)
-    img.header.set_zooms(spacing[: data.ndim])
+    img.header.set_zooms((tuple(spacing) + (1.0,))[: data.ndim])
     path.parent.mkdir(parents=True, exist_ok=True)
     img.to_filename(path)
     return path
