@@ -20,7 +20,6 @@ A few patients are broken on purpose, so a reviewer has something to reject; see
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +28,11 @@ import nibabel as nib
 import numpy as np
 from filelock import FileLock
 
+from .journal import watermark_path
 from .names import check_dataset_name, resolve_root, resolve_user, safe_path, user_folder
+from .store import QCStore
 
-__all__ = ["DEMO_BROKEN", "DEMO_FOLDER", "LABEL_MAP", "make_demo_cohort", "patient_name"]
+__all__ = ["DEMO_BROKEN", "DEMO_FOLDER", "LABEL_MAP", "demo_affine", "make_demo_cohort", "patient_name"]
 
 DEMO_FOLDER = "demo_cohort"
 """Folder under the data root that holds the demo patients."""
@@ -104,12 +105,14 @@ def make_demo_cohort(
     Raises
     ------
     ValueError
-        If ``n_patients``, ``shape`` or ``spacing`` are out of range.
+        If ``n_patients``, ``seed``, ``shape`` or ``spacing`` are out of range.
     InvalidNameError
         If ``user`` or ``dataset`` is not an allowed name.
     """
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}.")
+    if seed < 0:
+        raise ValueError(f"seed must not be negative, got {seed}.")
     if len(shape) != 3 or min(shape[:2]) < 64 or shape[2] < 6:
         raise ValueError(f"shape must be at least (64, 64, 6), got {tuple(shape)}.")
     if len(spacing) != 3 or min(spacing) <= 0:
@@ -117,9 +120,9 @@ def make_demo_cohort(
     root_path = resolve_root(root)
     reviewer = resolve_user(user)
     check_dataset_name(dataset)
+    user_folder(root_path, reviewer)  # refuse a hostile user name before writing anything
     cohort = safe_path(root_path, DEMO_FOLDER)
     cohort.mkdir(parents=True, exist_ok=True)
-    dataset_path = user_folder(root_path, reviewer) / dataset
 
     # Two servers started at once must not interleave half-written cohorts.
     with FileLock(str(cohort / ".demo.lock"), timeout=120):
@@ -128,8 +131,7 @@ def make_demo_cohort(
             folder = cohort / patient_name(index)
             _write_patient(folder, index, seed, shape, spacing, overwrite)
             patients.append(str(folder))
-        _write_dataset(dataset_path, patients, overwrite)
-    return dataset_path
+        return _write_dataset(root_path, reviewer, dataset, patients, overwrite)
 
 
 def demo_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
@@ -408,9 +410,14 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: int(len(data) * 0.4)])
 
 
-def _write_dataset(path: Path, patients: list[str], overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    content = {patient: {"ED_Comments": "", "ES_Comments": ""} for patient in patients}
-    _write_atomic(path, (json.dumps(content, indent=4) + "\n").encode("utf-8"))
+def _write_dataset(root: Path, user: str, name: str, patients: list[str], overwrite: bool) -> Path:
+    store = QCStore(root, user)
+    if overwrite:
+        # A fresh dataset: drop the file and the journal watermark, so no earlier save is
+        # replayed into it. The journal itself is append-only history and stays.
+        path = store.path(name)
+        path.unlink(missing_ok=True)
+        watermark_path(path).unlink(missing_ok=True)
+    dataset = store.create(name, patients, exist_ok=True)
+    dataset.close()
+    return dataset.path

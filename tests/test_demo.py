@@ -9,8 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from cmrqc_widgets.cases import load_case
 from cmrqc_widgets.demo import DEMO_BROKEN, LABEL_MAP, make_demo_cohort, patient_name
-from cmrqc_widgets.errors import InvalidNameError
+from cmrqc_widgets.errors import CaseError, InvalidNameError
+from cmrqc_widgets.metrics import metrics_for_patient
+from cmrqc_widgets.store import QCStore
 
 FILES = ("lvsa_SR_ED.nii.gz", "lvsa_SR_ES.nii.gz", "seg_lvsa_SR_ED.nii.gz", "seg_lvsa_SR_ES.nii.gz")
 NORMAL = [patient_name(i) for i in range(1, 11) if patient_name(i) not in DEMO_BROKEN]
@@ -171,6 +174,38 @@ def test_truncated_case_fails_to_load_while_the_rest_reads(cohort: Path) -> None
         assert np.asarray(nib.load(folder / name).dataobj).shape == (200, 200, 12)
 
 
+def test_load_case_reads_normal_cases_in_display_orientation(cohort: Path) -> None:
+    """load_case reads a normal demo case cleanly; the RV shows left of and above the LV."""
+    case = load_case(cohort / "demo_cohort" / "demo001", "ED")
+    assert case.shape == (12, 200, 200)
+    assert case.spacing == pytest.approx((8.0, 1.8, 1.8))
+    assert case.layout == "4dsegment"
+    assert case.warnings == ()
+    lv = np.argwhere(case.mask("LV")[4]).mean(axis=0)
+    rv = np.argwhere(case.mask("RV")[4]).mean(axis=0)
+    assert rv[1] < lv[1]  # patient right on the screen's left
+    assert rv[0] < lv[0]  # anterior at the top
+
+
+def test_load_case_reports_the_truncated_file(cohort: Path) -> None:
+    """The truncated demo009 ES image is a CaseError naming the file; its ED loads."""
+    folder = cohort / "demo_cohort" / "demo009"
+    with pytest.raises(CaseError, match=r"lvsa_SR_ES\.nii\.gz.*truncated"):
+        load_case(folder, "ES")
+    assert load_case(folder, "ED").labels.any()
+
+
+def test_triage_metrics_flag_exactly_the_broken_cases(cohort: Path) -> None:
+    """The QC metrics pass every normal demo case and flag every broken one."""
+    for i in range(1, 11):
+        report = metrics_for_patient(cohort / "demo_cohort" / patient_name(i))
+        if patient_name(i) in DEMO_BROKEN:
+            assert report.suspicion > 0, patient_name(i)
+        else:
+            assert report.failed_checks == [], patient_name(i)
+            assert 55 <= report.lv.ef <= 65
+
+
 def test_idempotent_keeps_files_and_decisions(tmp_path: Path) -> None:
     """A second run keeps existing case files (same mtime) and the reviewer's decisions."""
     path = make_demo_cohort(tmp_path, "alice", n_patients=2)
@@ -186,14 +221,18 @@ def test_idempotent_keeps_files_and_decisions(tmp_path: Path) -> None:
 
 
 def test_overwrite_regenerates_files_and_dataset(tmp_path: Path) -> None:
-    """overwrite=True rewrites a damaged case file and resets the dataset."""
+    """overwrite=True rewrites a damaged case file and resets the dataset's decisions."""
     path = make_demo_cohort(tmp_path, "alice", n_patients=1)
     case = tmp_path / "demo_cohort" / "demo001" / "seg_lvsa_SR_ED.nii.gz"
     case.write_bytes(b"garbage")
-    path.write_text(json.dumps({"x": {"ED_Comments": "reject:", "ES_Comments": ""}}))
+    with QCStore(tmp_path, "alice").open("demo.json") as dataset:
+        dataset.save(dataset.patients[0], "ED", "reject", "bad")
     make_demo_cohort(tmp_path, "alice", n_patients=1, overwrite=True)
     assert nib.load(case).shape == (200, 200, 12)
-    assert list(json.loads(path.read_text())) == [str((tmp_path / "demo_cohort" / "demo001").resolve())]
+    fresh = QCStore(tmp_path, "alice").open("demo.json")
+    assert fresh.patients == [str((tmp_path / "demo_cohort" / "demo001").resolve())]
+    assert fresh.statistics().decided() == 0
+    assert json.loads(path.read_text())[fresh.patients[0]] == {"ED_Comments": "", "ES_Comments": ""}
 
 
 def test_missing_file_is_regenerated(tmp_path: Path) -> None:
@@ -240,6 +279,7 @@ def test_more_patients_than_ten_are_normal(tmp_path: Path) -> None:
     ("kwargs", "match"),
     [
         ({"n_patients": 0}, "n_patients"),
+        ({"seed": -1}, "seed"),
         ({"shape": (20, 20, 3)}, "shape"),
         ({"spacing": (1.0, 0.0, 8.0)}, "spacing"),
     ],
