@@ -86,9 +86,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from .cohort import cohort_metrics, suspicion_order
     from .store import QCStore
 
-    source = Path(args.source).expanduser()
+    source, root = Path(args.source).expanduser(), args.root
     if not source.exists():
         store = QCStore(args.root, args.user)
+        root = store.root
         source = store.path(_dataset_name(args.source))
         if not source.is_file():
             raise DatasetError(
@@ -97,7 +98,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # crashes are listed below, one line each
         run = cohort_metrics(source, args.out, workers=args.workers, scheduler=args.scheduler,
-                             progress=not args.quiet, layout=args.layout)
+                             progress=not args.quiet, layout=args.layout, root=root)
     order = suspicion_order(run.rows)
     scores = {r["patient"]: r["case_suspicion"] or 0 for r in run.rows}
     flagged = [p for p in order if scores[p] > 0]

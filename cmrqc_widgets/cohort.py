@@ -15,7 +15,7 @@ import io
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +30,13 @@ __all__ = [
     "COLUMNS",
     "CohortRun",
     "cohort_metrics",
+    "flagged_patients",
     "list_patients",
+    "metrics_by_patient",
     "plot_cohort",
     "read_metrics",
     "suspicion_order",
+    "suspicion_queue",
 ]
 
 COLUMNS: tuple[str, ...] = (
@@ -74,11 +77,16 @@ class CohortRun:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def list_patients(source: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+def list_patients(
+    source: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> list[tuple[str, Path]]:
     """Patients of ``source`` as ``(name in the CSV, folder)`` pairs, in order.
 
     ``source`` is a dataset file (its keys, as written there) or a folder whose sub-folders
-    are patients (their absolute paths, sorted; hidden entries skipped).
+    are patients (their absolute paths, sorted; hidden entries skipped). Relative keys of a
+    dataset file are folders under the data root, as in the review screen: ``root`` if given,
+    else the root the file lives in (``<root>/users/<user>/<name>.json``), else the current
+    folder.
     """
     path = Path(source).expanduser()
     if path.is_dir():
@@ -90,7 +98,14 @@ def list_patients(source: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     if path.is_file():
         from .store import read_dataset_file
 
-        return [(key, Path(key).expanduser()) for key in read_dataset_file(path)]
+        keys = list(read_dataset_file(path))
+        if root is not None:
+            base = Path(root).expanduser()
+        elif path.resolve().parent.parent.name == "users":
+            base = path.resolve().parent.parent.parent
+        else:
+            base = Path.cwd()
+        return [(key, base / Path(key).expanduser()) for key in keys]  # absolute keys stay as they are
     raise DatasetError(f"{path} is neither a dataset file nor a folder of patient folders.")
 
 
@@ -185,7 +200,7 @@ def _dask_results(args, scheduler):
             "Running on a Dask cluster needs dask.distributed; install it with "
             "pip install 'cmrqc_widgets[dask]'."
         ) from None
-    own = isinstance(scheduler, str)
+    own = not hasattr(scheduler, "submit")  # an address or a cluster object, not a Client
     if own:
         try:
             client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
@@ -211,6 +226,7 @@ def cohort_metrics(
     *,
     layout: Any = None,
     thresholds: Thresholds | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> CohortRun:
     """Measure every patient of ``source`` and append one row per patient and phase to ``out_csv``.
 
@@ -223,15 +239,18 @@ def cohort_metrics(
         second run only measures what is new or was interrupted.
     workers : int
         Local worker processes; 1 measures in this process.
-    scheduler : str or distributed.Client, optional
-        A Dask scheduler address (``"tcp://host:8786"``) or a connected ``Client``: the
-        cases are measured on that cluster instead (the workers must see the case files).
+    scheduler : str, distributed.Client or cluster, optional
+        A Dask scheduler address (``"tcp://host:8786"``), a connected ``Client`` or a cluster
+        object: the cases are measured on that cluster instead (the workers must see the case
+        files and have cmrqc_widgets installed).
     progress : bool
         Show a tqdm progress bar on stderr.
     layout : str or Layout, optional
         File layout of the patients (default: detected per patient).
     thresholds : Thresholds, optional
         Rule limits and weights (default :class:`~cmrqc_widgets.metrics.Thresholds`).
+    root : path, optional
+        Data root for relative patient keys (see :func:`list_patients`).
 
     Returns
     -------
@@ -246,10 +265,10 @@ def cohort_metrics(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}.")
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: that pulls ipywidgets into a pure module
 
     out = Path(out_csv).expanduser()
-    patients = list_patients(source)
+    patients = list_patients(source, root)
     done = _resume(out)
     run = CohortRun(out_csv=out, skipped=[k for k, _ in patients if k in done])
     todo = [(k, f) for k, f in patients if k not in done]
@@ -324,6 +343,44 @@ def suspicion_order(rows: Iterable[Any]) -> list[str]:
         scores[patient] = max(scores.get(patient, score), score)
     order = {p: i for i, p in enumerate(scores)}
     return sorted(scores, key=lambda p: (-scores[p], order[p]))
+
+
+def flagged_patients(rows: Iterable[Any]) -> list[str]:
+    """Patients with at least one failed check, most suspicious first."""
+    scores: dict[str, float] = {}
+    for row in _as_rows(rows):
+        scores[str(row["patient"])] = max(scores.get(str(row["patient"]), 0.0), _row_score(row))
+    return [p for p in suspicion_order(rows) if scores.get(p, 0.0) > 0]
+
+
+def metrics_by_patient(rows: Iterable[Any]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """Rows keyed by patient, then phase: what a metrics strip shows for the current case."""
+    table: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in _as_rows(rows):
+        table.setdefault(str(row["patient"]), {})[str(row["phase"])] = row
+    return table
+
+
+def suspicion_queue(rows: Iterable[Any]) -> Callable[[Any], list[int]]:
+    """A review-queue order, most suspicious first, for ``ReviewState.register_order``.
+
+    The returned function takes anything with a ``patients`` list (the dataset keys) and
+    returns their indices; a patient is matched by its key, else by its absolute folder.
+    Patients without metrics keep their file order after the measured ones.
+    """
+    ranked = suspicion_order(rows)
+
+    def order(state: Any) -> list[int]:
+        index: dict[str, int] = {}
+        for i, key in enumerate(state.patients):
+            index.setdefault(key, i)
+            index.setdefault(os.path.abspath(os.path.expanduser(key)), i)
+        found = [index.get(p, index.get(os.path.abspath(p))) for p in ranked]
+        first = [i for i in dict.fromkeys(found) if i is not None]
+        seen = set(first)
+        return first + [i for i in range(len(state.patients)) if i not in seen]
+
+    return order
 
 
 def plot_cohort(rows_or_df: Any, ax: Any = None, ventricle: str = "LV", thresholds: Thresholds | None = None):

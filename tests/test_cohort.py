@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 from conftest import write_case
@@ -12,14 +13,18 @@ from cmrqc_widgets import cohort
 from cmrqc_widgets.cohort import (
     COLUMNS,
     cohort_metrics,
+    flagged_patients,
     list_patients,
+    metrics_by_patient,
     plot_cohort,
     read_metrics,
     suspicion_order,
+    suspicion_queue,
 )
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
 from cmrqc_widgets.errors import CmrqcError, DatasetError
 from cmrqc_widgets.metrics import metrics_for_patient
+from cmrqc_widgets.store import QCStore
 
 
 def truncate(path, keep=60):
@@ -126,6 +131,16 @@ def test_dataset_file_source(folder, tmp_path):
     assert run.processed == keys
 
 
+def test_relative_keys_are_under_the_data_root(tmp_path):
+    """Relative dataset keys are folders under the data root the dataset file lives in."""
+    write_case(tmp_path / "cases" / "p1")
+    dataset = QCStore(tmp_path, "alice").create("rel.json", ["cases/p1"]).path
+    assert list_patients(dataset) == [("cases/p1", tmp_path.resolve() / "cases" / "p1")]
+    assert list_patients(dataset, root=tmp_path / "x")[0][1] == tmp_path / "x" / "cases" / "p1"
+    run = cohort_metrics(dataset, tmp_path / "m.csv", progress=False)
+    assert [r["failed_checks"] for r in run.rows] == ["", ""]
+
+
 def test_bad_source_and_foreign_csv(tmp_path, folder):
     """A missing source and an output CSV of another kind are clear errors."""
     with pytest.raises(DatasetError, match="neither a dataset file nor a folder"):
@@ -162,7 +177,10 @@ def test_dask_cluster(folder, tmp_path):
             write_case(folder / "p4")
             more = cohort_metrics(folder, tmp_path / "a.csv", scheduler=client, progress=False)
             assert [p.rsplit("/", 1)[-1] for p in more.processed] == ["p4"]
-    assert len(read_metrics(tmp_path / "a.csv")) == 8
+        write_case(folder / "p5")
+        last = cohort_metrics(folder, tmp_path / "a.csv", scheduler=cluster, progress=False)
+        assert [p.rsplit("/", 1)[-1] for p in last.processed] == ["p5"]
+    assert len(read_metrics(tmp_path / "a.csv")) == 10
 
 
 def test_unreachable_scheduler(folder, tmp_path, monkeypatch):
@@ -194,6 +212,22 @@ def test_suspicion_order_accepts_reports_and_dataframes(demo):
         {"patient": "c", "phase": "ED", "suspicion": 0},
     ]
     assert suspicion_order(rows) == ["b", "a", "c"]
+
+
+def test_queue_helpers(demo):
+    """flagged_patients, metrics_by_patient and the review-queue order built from the rows."""
+    dataset, run = demo
+    flagged = [p.rsplit("/", 1)[-1] for p in flagged_patients(run.rows)]
+    assert set(flagged) == set(DEMO_BROKEN)
+    table = metrics_by_patient(run.rows)
+    assert set(table[run.rows[0]["patient"]]) == {"ED", "ES"}
+
+    state = SimpleNamespace(patients=[*json.loads(dataset.read_text()), "/not/measured"])  # as ReviewState
+    order = suspicion_queue(run.rows)(state)
+    assert sorted(order) == list(range(11))
+    first = [state.patients[i].rsplit("/", 1)[-1] for i in order[: len(DEMO_BROKEN)]]
+    assert set(first) == set(DEMO_BROKEN)
+    assert order[-1] == 10
 
 
 def test_plot_cohort(demo):
