@@ -31,7 +31,10 @@ __all__ = ["REGISTRATIONS", "build_parser", "find_cases", "main"]
 #   "cmrqc_widgets.serve:register"       serve, hub
 #   "cmrqc_widgets.cli_team:register"    metrics, assign, agreement
 # ------------------------------------------------------------------------------------------------
-REGISTRATIONS: tuple[str, ...] = ()
+REGISTRATIONS: tuple[str, ...] = (
+    "cmrqc_widgets.serve:register",  # serve, hub
+    "cmrqc_widgets.cli_team:register",  # metrics, assign, agreement
+)
 
 _ROOT_HELP = "data root (default: $CMRQC_ROOT, then ~/cmrqc)"
 _USER_HELP = "reviewer (default: $JUPYTERHUB_USER, then $CMRQC_USER, then the OS user)"
