@@ -191,9 +191,10 @@ def assign(
     stores = {u: QCStore(store_root, u) for u in users}
     taken = [str(s.path(out_name)) for s in stores.values() if s.path(out_name).exists()]
     if taken:
+        one = len(taken) == 1
         raise DatasetError(
-            f"Nothing was assigned: {', '.join(taken)} already exist{'s' if len(taken) == 1 else ''} "
-            "and is never overwritten; choose another name."
+            f"Nothing was assigned: {', '.join(taken)} already exist{'s' if one else ''} "
+            f"and {'is' if one else 'are'} never overwritten; choose another name."
         )
     order = list(range(len(patients)))
     random.Random(seed).shuffle(order)
