@@ -41,8 +41,16 @@ def widget(root: Path):
     w.close()
 
 
-def on_disk(root: Path, name: str = "demo.json") -> dict:
-    with open(root / "users" / USER / name, encoding="utf-8") as f:
+def on_disk(owner, name: str = "demo.json") -> dict:
+    """The dataset file as the old app would read it, after the open dataset's pending rewrite."""
+    state = getattr(owner, "state", owner)
+    if state.dataset_obj is not None:
+        state.dataset_obj.flush()
+    return raw(Path(state.store.folder), name)
+
+
+def raw(folder: Path, name: str) -> dict:
+    with open(folder / name, encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -100,7 +108,7 @@ def test_click_reject_saves_and_styles(widget: ReviewWidget, root: Path) -> None
     renders = w.stats.n_renders
     before_png = w.stats_image.value
     w.reject_button.click()
-    assert on_disk(root)[w.state.patient]["ED_Comments"] == "reject:"
+    assert on_disk(w)[w.state.patient]["ED_Comments"] == "reject:"
     assert w.reject_button.button_style == "danger"
     assert w.accept_button.button_style == ""
     assert "ED reject" in w.patient_list.label
@@ -109,7 +117,7 @@ def test_click_reject_saves_and_styles(widget: ReviewWidget, root: Path) -> None
     assert w.stats_image.value != before_png
     assert "Download JSON" in w.stats.downloads.value and "data:text/csv;base64," in w.stats.downloads.value
     w.accept_button.click()
-    assert on_disk(root)[w.state.patient]["ED_Comments"] == "accept:"
+    assert on_disk(w)[w.state.patient]["ED_Comments"] == "accept:"
     assert (w.accept_button.button_style, w.reject_button.button_style) == ("success", "")
 
 
@@ -120,7 +128,7 @@ def test_typed_comment_survives_patient_switch(widget: ReviewWidget, root: Path)
     w.reject_button.click()
     w.comment.value = "LV leaks into the atrium"
     w.next_patient_button.click()
-    assert on_disk(root)[first]["ED_Comments"] == "reject:LV leaks into the atrium"
+    assert on_disk(w)[first]["ED_Comments"] == "reject:LV leaks into the atrium"
     assert w.comment.value == ""
     w.prev_patient_button.click()
     assert w.state.patient == first
@@ -185,7 +193,7 @@ def test_keys_decide_navigate_and_play(widget: ReviewWidget, root: Path) -> None
     w = widget
     first = w.state.patient
     assert w.handle_key(key("r")) is True
-    assert on_disk(root)[first]["ED_Comments"] == "reject:"
+    assert on_disk(w)[first]["ED_Comments"] == "reject:"
     start = w.state.slice
     w.handle_key(key("ArrowRight"))
     assert w.slice_view.slice_index == start + 1
@@ -194,7 +202,7 @@ def test_keys_decide_navigate_and_play(widget: ReviewWidget, root: Path) -> None
     w.handle_key(key("s"))
     assert w.state.phase == "ES"
     w.handle_key(key("A"))  # capital letter (caps lock) works too
-    assert on_disk(root)[first]["ES_Comments"] == "accept:"
+    assert on_disk(w)[first]["ES_Comments"] == "accept:"
     w.handle_key(key("e"))
     assert w.state.phase == "ED"
     w.handle_key(key("ArrowDown"))
@@ -212,7 +220,7 @@ def test_keys_decide_navigate_and_play(widget: ReviewWidget, root: Path) -> None
     assert (w.state.patient_index, w.state.phase) == (1, "ED")
     w.handle_key(key("f"))
     w.handle_key(key("u"))
-    assert on_disk(root)[w.state.patient]["ED_Comments"] == "unclassified:"
+    assert on_disk(w)[w.state.patient]["ED_Comments"] == "unclassified:"
 
 
 def test_keys_ignored_while_typing(widget: ReviewWidget, root: Path) -> None:
@@ -253,12 +261,12 @@ def test_dataset_switch_saves_draft_and_opens(widget: ReviewWidget, root: Path) 
     w.stats.refresh_button.click()
     assert list(w.dataset_dropdown.options) == ["demo.json", "second.json"]
     w.dataset_dropdown.value = "second.json"
-    assert on_disk(root)[first]["ED_Comments"] == ":draft"
+    assert on_disk(w)[first]["ED_Comments"] == ":draft"
     assert w.state.dataset == "second.json" and w.state.n_total == 1
     assert "second.json" in w.title.value
     w.reject_button.click()
-    assert on_disk(root, "second.json")[first]["ED_Comments"] == "reject:"
-    assert on_disk(root)[first]["ED_Comments"] == ":draft"
+    assert on_disk(w, "second.json")[first]["ED_Comments"] == "reject:"
+    assert on_disk(w)[first]["ED_Comments"] == ":draft"
 
 
 def test_broken_case_shows_sentence_and_is_decidable(widget: ReviewWidget, root: Path) -> None:
@@ -272,7 +280,7 @@ def test_broken_case_shows_sentence_and_is_decidable(widget: ReviewWidget, root:
     w.reject_button.click()
     w.comment.value = "image unreadable"
     w.next_patient_button.click()
-    assert on_disk(root)[w.state.patients[8]]["ES_Comments"] == "reject:image unreadable"
+    assert on_disk(w)[w.state.patients[8]]["ES_Comments"] == "reject:image unreadable"
     assert w.slice_view.message == "" and w.banner.value == ""
 
 
@@ -284,7 +292,7 @@ def test_empty_dataset_shows_no_patients(tmp_path: Path) -> None:
     for button in (w.next_patient_button, w.prev_patient_button, w.accept_button, w.next_undecided_button):
         button.click()
     w.handle_key(key("ArrowRight"))
-    assert on_disk(tmp_path, "empty.json") == {}
+    assert raw(tmp_path / "users" / USER, "empty.json") == {}
     assert w.patient_list.options == ()
     w.close()
 

@@ -35,8 +35,16 @@ def root(tmp_path: Path, cohort: Path) -> Path:
     return tmp_path
 
 
-def on_disk(root: Path, name: str = "demo.json") -> dict:
-    with open(root / "users" / USER / name, encoding="utf-8") as f:
+def on_disk(owner, name: str = "demo.json") -> dict:
+    """The dataset file as the old app would read it, after the open dataset's pending rewrite."""
+    state = getattr(owner, "state", owner)
+    if state.dataset_obj is not None:
+        state.dataset_obj.flush()
+    return raw(Path(state.store.folder), name)
+
+
+def raw(folder: Path, name: str) -> dict:
+    with open(folder / name, encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -66,7 +74,7 @@ def test_decide_saves_at_once(root: Path) -> None:
     state = make_state(root)
     state.set_comment("wall too thin")
     assert state.decide("reject") is True
-    entry = on_disk(root)[state.patient]
+    entry = on_disk(state)[state.patient]
     assert entry["ED_Comments"] == "reject:wall too thin"
     assert entry["ES_Comments"] == ""
     assert state.decision == "reject"
@@ -97,7 +105,7 @@ def test_decide_none_clears(root: Path) -> None:
     state = make_state(root)
     state.decide("finetune")
     state.decide(None)
-    assert on_disk(root)[state.patient]["ED_Comments"] == ""
+    assert on_disk(state)[state.patient]["ED_Comments"] == ""
     assert state.decision == ""
 
 
@@ -107,7 +115,7 @@ def test_comment_saved_when_moving_to_next_patient(root: Path) -> None:
     first = state.patient
     state.set_comment("check apex")
     state.next_patient()
-    assert on_disk(root)[first]["ED_Comments"] == ":check apex"
+    assert on_disk(state)[first]["ED_Comments"] == ":check apex"
     assert state.comment == ""
     state.prev_patient()
     assert state.comment == "check apex"
@@ -119,7 +127,7 @@ def test_comment_saved_on_phase_switch(root: Path) -> None:
     state.decide("accept")
     state.set_comment("fine")
     state.toggle_phase()
-    entry = on_disk(root)[state.patient]
+    entry = on_disk(state)[state.patient]
     assert entry["ED_Comments"] == "accept:fine"
     assert entry["ES_Comments"] == ""
     assert state.phase == "ES" and state.comment == ""
@@ -133,8 +141,8 @@ def test_comment_saved_on_dataset_switch(root: Path) -> None:
     first = state.patient
     state.set_comment("typed before switching")
     state.open_dataset("other.json")
-    assert on_disk(root)[first]["ED_Comments"] == ":typed before switching"
-    assert on_disk(root, "other.json")["/nowhere/p1"]["ED_Comments"] == ""
+    assert on_disk(state)[first]["ED_Comments"] == ":typed before switching"
+    assert on_disk(state, "other.json")["/nowhere/p1"]["ED_Comments"] == ""
     assert state.dataset == "other.json"
 
 
@@ -243,7 +251,7 @@ def test_broken_case_shows_sentence_and_stays_decidable(root: Path) -> None:
     assert state.n_slices == 0 and state.slice == 0
     state.set_comment("image file broken")
     assert state.decide("reject")
-    assert on_disk(root)[state.patient]["ES_Comments"] == "reject:image file broken"
+    assert on_disk(state)[state.patient]["ES_Comments"] == "reject:image file broken"
     state.next_patient()
     assert state.error == "" and state.case is not None
 
@@ -259,7 +267,7 @@ def test_empty_dataset_shows_no_patients(tmp_path: Path) -> None:
     state.step_slice(1)
     assert state.decide("accept") is False
     assert state.patient == "" and state.case is None
-    assert on_disk(tmp_path, "empty.json") == {}
+    assert raw(tmp_path / "users" / USER, "empty.json") == {}
 
 
 def test_corrupt_dataset_is_shown_and_never_written(tmp_path: Path) -> None:
