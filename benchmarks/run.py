@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from baseline import old_app_move  # noqa: E402
 
-from cmrqc_widgets.cases import CaseCache, load_case  # noqa: E402
+from cmrqc_widgets.cases import CaseCache  # noqa: E402
 from cmrqc_widgets.demo import make_demo_cohort  # noqa: E402
 from cmrqc_widgets.points import case_points  # noqa: E402
 from cmrqc_widgets.render import auto_window, render_slice_pngs  # noqa: E402
@@ -134,7 +134,7 @@ def bench_widget(patients: list[Path], repeat: int) -> dict[str, object]:
 
     cold, warm, slice_ms, sent = [], [], [], []
     for _ in range(repeat):
-        state.case_cache.clear()
+        state.cache.clear()
         start = time.perf_counter()
         widget.next_patient_button.click()
         cold.append((time.perf_counter() - start) * 1000)
@@ -164,11 +164,11 @@ def bench_store(root: Path, sizes: list[int], saves: int) -> dict[str, object]:
         store = QCStore(root / f"store{n}", "bench")
         patients = [f"/data/cohort/{i:07d}" for i in range(n)]
         dataset = store.create("big.json", patients)
-        choices = ["accept", "reject", "finetune", "unclassified"]
-        samples = timed(
-            lambda: dataset.save(rng.choice(patients), rng.choice(["ED", "ES"]), rng.choice(choices), "ok"),
-            saves,
-        )
+        def save_one(dataset=dataset, patients=patients) -> None:
+            decision = rng.choice(["accept", "reject", "finetune", "unclassified"])
+            dataset.save(rng.choice(patients), rng.choice(["ED", "ES"]), decision, "ok")
+
+        samples = timed(save_one, saves)
         dataset.close()
         out[f"save_ms_{n}"] = summary(samples)
         if n == max(sizes):
@@ -181,11 +181,10 @@ def bench_store(root: Path, sizes: list[int], saves: int) -> dict[str, object]:
 
 def bench_memory(root: Path, n_patients: int) -> dict[str, object]:
     """Peak RSS of a fresh kernel-like process reviewing ``n_patients`` in a row through the widget."""
+    make_demo_cohort(root, "mem", n_patients=n_patients)  # generated here, not in the measured process
     code = f"""
 import resource, sys, time
-from cmrqc_widgets.demo import make_demo_cohort
 from cmrqc_widgets.widgets import ReviewWidget
-make_demo_cohort({str(root)!r}, "mem", n_patients={n_patients})
 w = ReviewWidget(root={str(root)!r}, user="mem", dataset="demo.json")
 for _ in range({n_patients}):
     w.next_patient_button.click()
