@@ -67,3 +67,34 @@ def test_tutorial_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "corrupt gzip" in text or "truncated" in text
     last = produced[-1]["data"]["text/plain"]
     assert "LV and RV labels swapped" in last
+
+
+KERNEL_DRIVE = """
+from cmrqc_widgets import ReviewWidget
+
+w = ReviewWidget(show_3d=True)
+w.reject_button.click()
+w.comment.value = "checked in a real kernel"
+w.next_patient_button.click()
+w.handle_key({"event": "keydown", "key": "ArrowRight", "target": {"tagName": "CANVAS"}})
+w.state.jump_to("demo009")
+w.phase_toggle.value = "ES"
+w.volume_view.toggle.value = False
+w.volume_view.toggle.value = True
+print("log:", len(w.log_output.outputs), w.log_output.outputs[:1])
+print("3D:", w.volume_view.figure is not None, w.volume_view.n_point_updates)
+"""
+
+
+@pytest.mark.slow
+def test_widget_syncs_over_a_real_comm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a real kernel (widgets open real comms) clicks, keys, 3D and a broken case log no error."""
+    make_demo_cohort(tmp_path, "dave", shape=(64, 64, 6))
+    monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
+    monkeypatch.setenv("CMRQC_USER", "dave")
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(KERNEL_DRIVE)])
+    NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for o in outputs(notebook))
+    assert "log: 0 ()" in text
+    assert "3D: True 3" in text

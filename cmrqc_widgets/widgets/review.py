@@ -82,7 +82,7 @@ class ReviewWidget(VBox):
         self.slice_controls = SliceControls(st, guard=guard)
         self.display_controls = DisplayControls(st, reset_window=self.reset_window, guard=guard)
         self.decision_bar = DecisionBar(st, guard=guard)
-        self.volume_view = Volume3DPanel(cap=points_cap)
+        self.volume_view = Volume3DPanel(cap=points_cap, guard=guard)
         self.case_info = CaseInfo(st, guard=guard)
         self.navigation = NavigationPanel(st, guard=guard)
         self.stats = StatsPanel(st, guard=guard)

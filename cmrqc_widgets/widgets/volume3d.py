@@ -9,11 +9,16 @@ Cost control, because 50,000 ``box`` markers rotate at ~1.5 frames/s under softw
 
 The figure is built explicitly (``Figure(scatters=[Scatter(...)])``), never through the global
 current figure of ``ipyvolume.pylab``; the marker is ``box`` because the 2D markers of
-ipyvolume 0.6.3 draw nothing.
+ipyvolume 0.6.3 draw nothing. Two more traps of ipyvolume 0.6.3, seen in Chromium under Voilà:
+a ``Scatter`` shown with empty arrays never draws later data, and setting ``visible=False`` on a
+shown scatter blanks the whole figure. So a scatter is created only with points, absent or hidden
+structures are left out of ``figure.scatters``, and ``visible`` is never touched.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,8 +62,14 @@ class Volume3DPanel(VBox):
     """
 
     def __init__(
-        self, cap: int = DEFAULT_CAP, size: int = 380, expanded: bool = False, **kwargs: Any
+        self,
+        cap: int = DEFAULT_CAP,
+        size: int = 380,
+        expanded: bool = False,
+        guard: Callable[..., Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        guard = guard or (lambda f: f)
         self.cap = cap
         self.size = size
         self.toggle = ToggleButton(
@@ -72,6 +83,7 @@ class Volume3DPanel(VBox):
         self._message = ""
         self._drawn: Any = None
         self._visible: list[str] = list(STRUCTURES)
+        self._present: set[str] = set()
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
         super().__init__(
             [self.toggle, self.status, self._body],
@@ -79,7 +91,7 @@ class Volume3DPanel(VBox):
             **kwargs,
         )
         self.add_class("cmrqc-volume3d")
-        self.toggle.observe(self._on_toggle, "value")
+        self.toggle.observe(guard(self._on_toggle), "value")
         self.toggle.value = expanded
 
     @property
@@ -97,10 +109,10 @@ class Volume3DPanel(VBox):
             self.status.value = ""
 
     def set_visible(self, structures: list[str]) -> None:
-        """Show only ``structures`` (cheap: toggles the scatters, no new points)."""
+        """Show only ``structures`` (cheap: changes the figure's scatter list, no new points)."""
         self._visible = list(structures)
-        for name, scatter in self.scatters.items():
-            scatter.visible = name in self._visible
+        if self.figure is not None and self._drawn is not None:
+            self._update_scatter_list()
 
     def sync_widgets(self) -> list[Any]:
         """Widgets whose updates should be batched with a patient switch."""
@@ -125,34 +137,48 @@ class Volume3DPanel(VBox):
             return
         import ipyvolume
 
-        empty = np.zeros(0, np.float32)
-        self.scatters = {
-            name: ipyvolume.Scatter(
-                x=empty,
-                y=empty,
-                z=empty,
-                color=_hex(STRUCTURE_COLOURS[name]),
+        self.figure = ipyvolume.Figure(scatters=[], width=self.size, height=self.size)
+        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x", "y", "z"  # scanner mm
+
+    def _scatter(self, name: str, part: np.ndarray, size: float) -> Any:
+        """The scatter of structure ``name`` holding ``part`` (created on its first points)."""
+        x, y, z = (np.ascontiguousarray(part[:, k]) for k in range(3))
+        scatter = self.scatters.get(name)
+        if scatter is None:
+            import ipyvolume
+
+            colour = _hex(STRUCTURE_COLOURS[name])
+            scatter = ipyvolume.Scatter(
+                x=x,
+                y=y,
+                z=z,
+                color=colour,
+                # Explicit: the default "green" is held as a 0-d numpy array that cannot be sent
+                # over a real comm (ValueError "Can't clean for JSON") in ipyvolume 0.6.3.
+                color_selected=colour,
+                size=size,
+                size_selected=size,
                 geo=MARKER,
-                size=1.0,
-                visible=False,
                 description=name,
             )
-            for name in STRUCTURES
-        }
-        self.figure = ipyvolume.Figure(
-            scatters=list(self.scatters.values()),
-            width=self.size,
-            height=self.size,
-            animation=0.0,  # no tween between patients: jump straight to the new points
-        )
-        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x (mm)", "y (mm)", "z (mm)"
+            self.scatters[name] = scatter
+        else:
+            with scatter.hold_sync():
+                scatter.x, scatter.y, scatter.z = x, y, z
+                scatter.size = scatter.size_selected = size
+        return scatter
+
+    def _update_scatter_list(self) -> None:
+        shown = [self.scatters[n] for n in STRUCTURES if n in self._present and n in self._visible]
+        if list(self.figure.scatters) != shown:
+            self.figure.scatters = shown
 
     def _draw(self) -> None:
         if self._case is None:
             self._drawn = None
-            for scatter in self.scatters.values():
-                scatter.visible = False
-            self.status.value = f"<i>{self._message}</i>" if self._message else "<i>No case.</i>"
+            self._present = set()
+            self.figure.scatters = []
+            self.status.value = f"<i>{html.escape(self._message)}</i>" if self._message else "<i>No case.</i>"
             return
         if self._case is self._drawn:
             return
@@ -174,12 +200,13 @@ class Volume3DPanel(VBox):
         with self.figure.hold_sync():
             for axis, c in zip("xyz", centre, strict=True):
                 setattr(self.figure, f"{axis}lim", (float(c - half), float(c + half)))
-            for name, scatter in self.scatters.items():
+            self._present = set()
+            for name in STRUCTURES:
                 part = points.for_structure(name)
-                with scatter.hold_sync():
-                    scatter.x, scatter.y, scatter.z = (np.ascontiguousarray(part[:, k]) for k in range(3))
-                    scatter.size = size
-                    scatter.visible = bool(len(part)) and name in self._visible
+                if len(part):
+                    self._scatter(name, part, size)
+                    self._present.add(name)
+            self._update_scatter_list()
         counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
         shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
         self.status.value = f"<small>{shown} ({counts})</small>"
