@@ -47,7 +47,13 @@ class SliceControls(VBox):
     def __init__(self, state: Any, guard: Any = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
         self.slice_slider = IntSlider(
-            value=0, min=0, max=0, description="Slice", continuous_update=True, layout=Layout(width="320px")
+            value=0,
+            min=0,
+            max=0,
+            description="Slice",
+            continuous_update=True,
+            style=_narrow("40px"),
+            layout=Layout(width="300px"),
         )
         self.prev_slice_button = Button(icon="chevron-left", tooltip="Previous slice (←)", layout=_icon())
         self.next_slice_button = Button(icon="chevron-right", tooltip="Next slice (→)", layout=_icon())
@@ -59,7 +65,7 @@ class SliceControls(VBox):
             layout=Layout(width="90px"),
         )
         self.fps_slider = IntSlider(
-            value=5, min=1, max=20, description="FPS", readout=True, layout=Layout(width="210px")
+            value=5, min=1, max=20, description="FPS", style=_narrow("30px"), layout=Layout(width="240px")
         )
         self.view_toggle = ToggleButtons(
             options=[("SA", "sa"), ("HLA", "hla"), ("VLA", "vla")],
@@ -116,7 +122,13 @@ class DisplayControls(VBox):
             layout=Layout(width="260px"),
         )
         self.zoom_slider = IntSlider(
-            value=100, min=50, max=300, step=10, description="Zoom %", layout=Layout(width="260px")
+            value=100,
+            min=50,
+            max=300,
+            step=10,
+            description="Zoom %",
+            style=_narrow("initial"),
+            layout=Layout(width="250px"),
         )
         self.window_slider = FloatRangeSlider(
             value=(0.0, 255.0),
@@ -125,7 +137,8 @@ class DisplayControls(VBox):
             step=1.0,
             description="Window",
             readout_format=".0f",
-            layout=Layout(width="320px"),
+            style=_narrow("50px"),
+            layout=Layout(width="300px"),
         )
         self.reset_window_button = Button(
             description="Auto",
@@ -171,6 +184,10 @@ class DisplayControls(VBox):
 
 def _icon() -> Layout:
     return Layout(width="36px")
+
+
+def _narrow(width: str) -> dict[str, str]:
+    return {"description_width": width}
 
 
 def _auto() -> Layout:

@@ -3,7 +3,7 @@
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
 is a thin view linked to it. Layout::
 
-    header:   title · error banner
+    header:   title · error banner · metrics_area (an empty slot for the case metrics strip)
     left:     slice viewer (MRI + overlay | labels) · slice controls · display controls ·
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
@@ -88,6 +88,7 @@ class ReviewWidget(VBox):
         self.stats = StatsPanel(st, guard=guard)
         self.title = HTML("")
         self.banner = HTML("")
+        self.metrics_area = HBox([], layout=Layout(width="100%"))  # slot for the case metrics strip
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
         for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
@@ -120,6 +121,7 @@ class ReviewWidget(VBox):
             [
                 self.title,
                 self.banner,
+                self.metrics_area,
                 HBox([left, middle, right], layout=Layout(flex_flow="row wrap")),
                 self.help,
                 self.log_panel,
