@@ -1,22 +1,25 @@
-"""Files on disk: a dataset file in the old app's format, its lock, and its append-only journal.
+"""How a dataset's files on disk stay whole: the journal, the watermark and the dataset file rewrite.
 
-Dataset file ``<name>.json``: one JSON object keyed by patient folder, in file order, each patient
-an object holding ``"ED_Comments"`` / ``"ES_Comments"`` text (and whatever else other tools put
-there, which we keep). It is read strictly (:func:`read_dataset_file` raises
-:class:`~cmrqc_widgets.errors.DatasetError` naming the file) and written only as a whole, with
-``indent=4`` like the old app, through :func:`write_atomic` (temp file in the same folder, fsync,
-``os.replace``, fsync of the folder) while holding the lock ``<name>.json.lock``.
+Beside ``<name>.json`` (the old app's format, :mod:`cmrqc_widgets.export`):
 
-Journal ``<stem>.history.jsonl`` beside it (it must not end in ``.json``, so the dataset dropdown
-of both tools never lists it): one self-contained JSON line per save, never rewritten::
+- ``<stem>.history.jsonl``, the **journal**: one self-contained JSON line per save, appended under
+  its lock ``<stem>.history.jsonl.lock`` and fsynced before the save returns; never rewritten::
 
-    {"time": "2025-01-02T10:11:12.345+00:00", "user": "alice", "patient": "/data/p1",
-     "phase": "ED", "previous": {"decision": null, "comment": ""},
-     "new": {"decision": "accept", "comment": "fine"}, "seconds": 12.5}
+      {"time": "2025-01-02T10:11:12.345+00:00", "user": "alice", "patient": "/data/p1",
+       "phase": "ED", "previous": {"decision": null, "comment": ""},
+       "new": {"decision": "accept", "comment": "fine"}, "seconds": 12.5}
 
-A writer killed in the middle of an append can leave an unterminated last line: readers only take
-lines that end in a newline, and the next append first terminates the fragment so it becomes one
-unreadable line that every reader skips (the save it belonged to was never acknowledged).
+  A writer killed mid-append can leave an unterminated last line: readers only take lines ending
+  in a newline, and the next append first ends the fragment, so every reader skips it (its save
+  was never acknowledged).
+- ``<stem>.history.applied``, the **watermark** (:class:`Watermark`): how far into the journal the
+  dataset file holds every save, and which version of the file cmrqc_widgets last wrote.
+- ``<name>.json.lock``: held while the dataset file is read for a merge or rewritten (temp file in
+  the same folder, fsync, ``os.replace``, fsync of the folder: never a truncated file).
+
+None of these names ends in ``.json``, so neither tool lists them as datasets.
+:class:`JournalledFile` keeps the view of a dataset that readers use: the file's patient objects
+with the journal lines after the watermark applied.
 """
 
 from __future__ import annotations
@@ -25,39 +28,40 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
 from .errors import DatasetError
+from .export import COMMENT_KEYS, decision_from_record, encode_patient, read_dataset_file
 
 __all__ = [
-    "COMMENT_KEYS",
     "LOCK_TIMEOUT",
     "Journal",
-    "encode_dataset",
-    "encode_patient",
-    "fsync_dir",
+    "JournalledFile",
+    "Watermark",
     "hold",
     "identity",
     "journal_path",
     "lock_for",
-    "read_dataset_file",
-    "remove_stale_temps",
+    "read_watermark",
+    "start_new_file",
     "utc_now",
+    "watermark_path",
     "write_atomic",
+    "write_watermark",
 ]
-
-COMMENT_KEYS: dict[str, str] = {"ED": "ED_Comments", "ES": "ES_Comments"}
-"""Key of each phase's decision string inside a patient's object."""
 
 LOCK_TIMEOUT = 30.0
 """Seconds to wait for another writer's lock before giving up with :class:`DatasetError`."""
 
+FileIdentity = tuple[int, int, int, int]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -66,13 +70,26 @@ def journal_path(dataset_path: Path) -> Path:
     return dataset_path.with_name(dataset_path.stem + ".history.jsonl")
 
 
+def watermark_path(dataset_path: Path) -> Path:
+    """Watermark file of a dataset: ``cohort.json`` -> ``cohort.history.applied`` in the same folder."""
+    return dataset_path.with_name(dataset_path.stem + ".history.applied")
+
+
 def utc_now() -> str:
     """Current time in UTC as an ISO 8601 string with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in ``folder`` durable (no-op where directories cannot be opened)."""
+def identity(path: Path) -> FileIdentity | None:
+    """What tells one version of a file from another: inode, size, mtime and ctime (ns); None if absent."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -84,71 +101,17 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_dataset_file(path: Path) -> dict[str, dict[str, Any]]:
-    """Read and check a dataset file; :class:`DatasetError` naming the file if it is not one."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"Dataset file {path} does not exist.") from None
-    except OSError as error:
-        raise DatasetError(f"Dataset file {path} cannot be read ({error.strerror}).") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise DatasetError(
-            f"Dataset file {path} is not valid JSON ({error}); it was left untouched."
-        ) from None
-    if not isinstance(data, dict):
-        raise DatasetError(
-            f"Dataset file {path} is not a dataset: expected an object keyed by patient, "
-            f"found {type(data).__name__}; it was left untouched."
-        )
-    for patient, obj in data.items():
-        if not isinstance(obj, dict):
-            raise DatasetError(
-                f"Dataset file {path} is not a dataset: patient {patient!r} holds "
-                f"{type(obj).__name__} instead of an object; it was left untouched."
-            )
-        for key in COMMENT_KEYS.values():
-            if not isinstance(obj.get(key, ""), str):
-                raise DatasetError(
-                    f"Dataset file {path} is not a dataset: {key} of patient {patient!r} is "
-                    f"{type(obj[key]).__name__} instead of text; it was left untouched."
-                )
-    return data
+def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
+    """Write ``text`` to ``path``: temp file in the same folder, fsync, ``os.replace``, fsync the folder.
 
-
-def encode_patient(patient: str, obj: Mapping[str, Any]) -> str:
-    """One patient's entry exactly as ``json.dumps(data, indent=4)`` writes it (fast path for text)."""
-    if not obj:
-        return f"    {_quote(patient)}: {{}}"
-    items = []
-    for key, value in obj.items():
-        if isinstance(value, str):
-            text = _quote(value)
-        else:
-            text = json.dumps(value, indent=4).replace("\n", "\n        ")
-        items.append(f"        {_quote(key)}: {text}")
-    return f"    {_quote(patient)}: {{\n" + ",\n".join(items) + "\n    }"
-
-
-def encode_dataset(data: Mapping[str, Mapping[str, Any]]) -> str:
-    """The file text of ``data``: identical to ``json.dumps(data, indent=4)``, several times faster."""
-    if not data:
-        return "{}"
-    return "{\n" + ",\n".join(encode_patient(p, obj) for p, obj in data.items()) + "\n}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, ``os.replace``, fsync the folder.
-
-    The file keeps its permission bits; a new file gets 0600.
+    The file keeps its permission bits; a new one gets 0600. Failures raise :class:`DatasetError`
+    starting with ``what`` and the path.
     """
     folder = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as error:
-        raise DatasetError(f"Dataset file {path} cannot be written ({error.strerror}).") from None
+        raise DatasetError(f"{what} {path} cannot be written ({error.strerror}).") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             with contextlib.suppress(FileNotFoundError):
@@ -161,34 +124,13 @@ def write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(error, OSError):
-            raise DatasetError(f"Dataset file {path} cannot be written ({error.strerror}).") from None
+            raise DatasetError(f"{what} {path} cannot be written ({error.strerror}).") from None
         raise
-    fsync_dir(folder)
+    _fsync_dir(folder)
 
 
-@contextlib.contextmanager
-def hold(lock: FileLock, path: Path) -> Iterator[None]:
-    """Hold ``lock`` (the lock of dataset file ``path``); :class:`DatasetError` after :data:`LOCK_TIMEOUT`."""
-    try:
-        lock.acquire()
-    except Timeout:
-        raise DatasetError(
-            f"Dataset file {path} is locked by another writer for more than {LOCK_TIMEOUT:.0f} s "
-            f"(lock file {lock.lock_file})."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def lock_for(path: Path) -> FileLock:
-    """The lock of dataset file ``path``: ``<name>.json.lock`` beside it (never listed as a dataset)."""
-    return FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT, poll_interval=0.002)
-
-
-def remove_stale_temps(path: Path) -> None:
-    """Delete temp files a killed writer of ``path`` left behind; call with the lock held."""
+def _remove_stale_temps(path: Path) -> None:
+    # Temp files of a killed writer of `path`; only call with its lock held.
     prefix = f".{path.name}."
     with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
         for entry in entries:
@@ -197,63 +139,64 @@ def remove_stale_temps(path: Path) -> None:
                     os.unlink(entry.path)
 
 
-def identity(path: Path) -> tuple[int, int, int, int] | None:
+@contextlib.contextmanager
+def hold(lock: FileLock) -> Iterator[None]:
+    """Hold ``lock``; :class:`DatasetError` naming the lock file after :data:`LOCK_TIMEOUT` seconds."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        lock.acquire()
+    except Timeout:
+        raise DatasetError(
+            f"Lock file {lock.lock_file} has been held by another writer for more than "
+            f"{LOCK_TIMEOUT:.0f} s; nothing was written."
+        ) from None
+    except OSError as error:
+        raise DatasetError(f"Lock file {lock.lock_file} cannot be taken ({error.strerror}).") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def lock_for(path: Path) -> FileLock:
+    """The lock of file ``path``: ``<name>.lock`` beside it. Two objects or threads exclude each other."""
+    return FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT, poll_interval=0.002)
 
 
 class Journal:
-    """An append-only JSON-lines file.
-
-    Parameters
-    ----------
-    path : Path
-        The journal file; created (mode 0600) on the first append.
-    """
+    """An append-only JSON-lines file (created with mode 0600 on the first append)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def size(self) -> int:
-        """Current size in bytes (0 when the file does not exist yet): one ``os.stat``."""
+    def stat(self) -> tuple[int | None, int]:
+        """Inode (None if the file does not exist yet) and size: one ``os.stat``."""
         try:
-            return os.stat(self.path).st_size
+            st = os.stat(self.path)
         except FileNotFoundError:
-            return 0
+            return None, 0
+        return st.st_ino, st.st_size
 
     def append(self, record: dict[str, Any]) -> int:
-        """Append one record and fsync it; return the offset just after it.
-
-        The caller must hold the dataset lock, so no other writer appends at the same time.
-        """
+        """Append one record and fsync it; return the offset just after it. Hold the journal's lock."""
         line = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
         created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
-                # A writer died mid-append: close its fragment so our line stays whole.
-                line = b"\n" + line
+                line = b"\n" + line  # end the fragment of a writer killed mid-append
             view = memoryview(line)
             while view:
-                written = os.write(fd, view)
-                view = view[written:]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
-            end = size + len(line)
         finally:
             os.close(fd)
         if created:
-            fsync_dir(self.path.parent)
-        return end
+            _fsync_dir(self.path.parent)
+        return size + len(line)
 
     def read(self, start: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Records of the complete lines from byte ``start`` on, and the offset after the last one.
-
-        Unreadable lines (a fragment left by a killed writer) are skipped.
-        """
+        """Records of the complete lines from byte ``start`` on (unreadable ones skipped), and their end."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(start)
@@ -261,25 +204,260 @@ class Journal:
         except FileNotFoundError:
             return [], start
         cut = data.rfind(b"\n") + 1
-        return list(_parse_lines(data[:cut])), start + cut
+        records = []
+        for raw in data[:cut].split(b"\n"):
+            try:
+                record = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                continue
+            if (
+                isinstance(record, dict)
+                and isinstance(record.get("patient"), str)
+                and record.get("phase") in COMMENT_KEYS
+                and isinstance(record.get("new"), dict)
+            ):
+                records.append(record)
+        return records, start + cut
 
     def records(self) -> list[dict[str, Any]]:
         """Every readable record, oldest first."""
         return self.read(0)[0]
 
 
-def _parse_lines(data: bytes) -> Iterator[dict[str, Any]]:
-    for raw in data.split(b"\n"):
-        if not raw.strip():
-            continue
+@dataclass(frozen=True)
+class Watermark:
+    """The dataset file holds every save of the journal before byte ``offset``.
+
+    ``file``: identity of the dataset file as cmrqc_widgets wrote or read it at that offset (None:
+    unknown); another identity means another program changed the file since. ``journal``: the
+    journal's inode (None: unknown). ``merged``: how many times edits by other programs were merged
+    into the file; a view holding as many needs not re-read a file another process wrote.
+    """
+
+    offset: int
+    file: FileIdentity | None = None
+    journal: int | None = None
+    merged: int = 0
+
+    def start(self, journal: Journal) -> int:
+        """Where in ``journal`` the saves not yet in the dataset file begin."""
+        inode, size = journal.stat()
+        if size < self.offset or (self.journal is not None and inode is not None and inode != self.journal):
+            return 0  # a journal only grows: this is another one, all of it new
+        return self.offset
+
+
+def read_watermark(path: Path) -> Watermark | None:
+    """The watermark in ``path``; None if there is none; offset 0 (replay it all) if unreadable."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return Watermark(0)
+    try:
+        file = obj.get("file")
+        ident = (int(file[0]), int(file[1]), int(file[2]), int(file[3])) if file else None
+        journal = int(obj["journal"]) if obj.get("journal") is not None else None
+        return Watermark(max(int(obj["offset"]), 0), ident, journal, int(obj.get("merged", 0)))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return Watermark(0)
+
+
+def write_watermark(path: Path, mark: Watermark) -> None:
+    """Write ``mark`` atomically."""
+    file = list(mark.file) if mark.file else None
+    text = json.dumps({"offset": mark.offset, "journal": mark.journal, "file": file, "merged": mark.merged})
+    write_atomic(path, text + "\n", what="Watermark file")
+
+
+def start_new_file(path: Path) -> None:
+    """Record that the new dataset file ``path`` holds nothing of an older journal of that name."""
+    inode, size = Journal(journal_path(path)).stat()
+    old = read_watermark(watermark_path(path))
+    write_watermark(
+        watermark_path(path), Watermark(size, identity(path), inode, old.merged + 1 if old else 1)
+    )
+
+
+def apply_record(data: dict[str, dict[str, Any]], record: dict[str, Any]) -> None:
+    """Apply one journal line to ``data``. Patient objects are replaced, never changed in place."""
+    new = decision_from_record(record["new"])
+    if new is None:
+        return
+    patient, field, value = record["patient"], COMMENT_KEYS[record["phase"]], new.encode()
+    obj = data.get(patient)
+    if obj is None or obj.get(field) != value:
+        data[patient] = {**(obj or {}), field: value}
+
+
+def _pause(i: int) -> None:
+    # Long Python loops may run in a background thread beside a save: hand the GIL over now and
+    # then, or the save waits up to a switch interval (5 ms) after each of its system calls.
+    if i % 2000 == 1999:
+        time.sleep(0.00005)
+
+
+class JournalledFile:
+    """A dataset file, its journal and watermark, and the view of them readers use.
+
+    Attributes
+    ----------
+    data : dict
+        Patient -> object: the file's, with the journal after the watermark applied. Objects are
+        replaced, never changed in place; read under ``mutex`` when iterating.
+    on_pending : callable or None
+        Called when a (re)load finds saves the file does not hold yet.
+
+    Locks, always taken in this order: ``journal_lock`` (appends), ``lock`` (loads and
+    rewrites of the dataset file), ``mutex`` (the view, in this process); never a file lock while
+    holding ``mutex``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.journal = Journal(journal_path(path))
+        self.mark_path = watermark_path(path)
+        self.make_locks()
+        self.data: dict[str, dict[str, Any]] = {}
+        self.on_pending: Callable[[], None] | None = None
+        self._chunks: dict[str, tuple[dict[str, Any], str]] = {}  # patient -> (object, its encoding)
+        self._pos = 0  # journal bytes applied to data
+        self._base: FileIdentity | None = None  # a version of the dataset file whose content data holds
+        self._merged: int | None = None  # Watermark.merged that data holds; None: unknown
+        with hold(self.lock):
+            _remove_stale_temps(self.path)
+            _remove_stale_temps(self.mark_path)
+            self._load()
+
+    def make_locks(self) -> None:
+        """Fresh locks (also after a fork)."""
+        self.lock = lock_for(self.path)
+        self.journal_lock = lock_for(self.journal.path)
+        self.mutex = threading.RLock()
+
+    def _load(self) -> None:
+        # Read the file and replay the journal after the watermark; `lock` held.
+        base = identity(self.path)  # before reading: a change in between only costs a re-read
+        data = read_dataset_file(self.path)
+        mark = read_watermark(self.mark_path)
+        # No watermark: nothing was ever saved journal-first, so the file holds the whole journal.
+        start = self.journal.stat()[1] if mark is None else mark.start(self.journal)
+        records, end = self.journal.read(start)
+        chunks = self._chunks
+        for i, (patient, obj) in enumerate(data.items()):
+            cached = chunks.get(patient)
+            if cached is not None and cached[0] == obj:
+                data[patient] = cached[0]  # the same object keeps its encoding
+            _pause(i)
+        for record in records:
+            apply_record(data, record)
+        if mark is None or mark.file != base:
+            mark = self._adopt(mark, base)
+        with self.mutex:
+            # Saves applied to the old view after `end` are in the journal: the next catch-up re-applies them.
+            self.data, self._pos, self._base = data, end, base
+            self._merged = mark.merged if mark is not None and mark.file == base else None
+        if records and self.on_pending is not None:
+            self.on_pending()
+
+    def _adopt(self, mark: Watermark | None, base: FileIdentity | None) -> Watermark | None:
+        # Record file `base` (edited by another program, or never rewritten) as one more merge:
+        # processes that have not read it will, later ones need not.
+        if mark is None:
+            inode, size = self.journal.stat()
+            adopted = Watermark(size, base, inode, 1)
+        else:
+            adopted = Watermark(mark.offset, base, mark.journal, mark.merged + 1)
         try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if (
-            isinstance(record, dict)
-            and isinstance(record.get("patient"), str)
-            and record.get("phase") in ("ED", "ES")
-            and isinstance(record.get("new"), dict)
-        ):
-            yield record
+            write_watermark(self.mark_path, adopted)
+        except DatasetError:
+            return mark  # a folder we may only read; a save will say so
+        return adopted
+
+    def refresh(self) -> None:
+        """Re-read the dataset file and the journal."""
+        with hold(self.lock):
+            self._load()
+
+    def catch_up(self) -> bool:
+        """Apply journal lines written since the last look (one ``os.stat`` if none); False if it shrank."""
+        size = self.journal.stat()[1]
+        if size == self._pos:
+            return True
+        with self.mutex:
+            if size < self._pos:
+                return False
+            records, self._pos = self.journal.read(self._pos)
+            for record in records:
+                apply_record(self.data, record)
+        return True
+
+    def _known(self, now: FileIdentity | None, mark: Watermark | None) -> bool:
+        # Whether data (once caught up with the journal) holds everything in file version `now`.
+        if now is not None and now == self._base:
+            return True
+        return now is not None and mark is not None and mark.file == now and mark.merged == self._merged
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        """The view, with every acknowledged save and any edit another program made to the file."""
+        now = identity(self.path)
+        if now is None or now != self._base:
+            if self._known(now, read_watermark(self.mark_path)):
+                self._base = now
+            else:
+                self.refresh()  # an edit by the old app, say; or a corrupt file: DatasetError
+        if not self.catch_up():
+            self.refresh()  # someone replaced the journal
+        return self.data
+
+    def append(self, build: Callable[[dict[str, dict[str, Any]]], dict[str, Any]]) -> dict[str, Any]:
+        """Append the record ``build(data)`` returns, fsynced, to the journal and apply it; return it.
+
+        ``build`` runs with the view up to date and no other writer able to slip in.
+        """
+        if not self.mark_path.exists():
+            with hold(self.lock):  # first journal-first save: the file holds the journal so far
+                if read_watermark(self.mark_path) is None:
+                    self._adopt(None, None)
+        self.current()
+        with hold(self.journal_lock):
+            if not self.catch_up():
+                self.refresh()
+            with self.mutex:
+                self.catch_up()
+                record = build(self.data)
+                self._pos = self.journal.append(record)
+                apply_record(self.data, record)
+        return record
+
+    def up_to_date(self) -> bool:
+        """Whether the dataset file holds every save in the journal (cheap; no lock)."""
+        mark = read_watermark(self.mark_path)
+        return mark is not None and mark.start(self.journal) >= self.journal.stat()[1]
+
+    def rewrite(self) -> None:
+        """Bring the dataset file up to date with the journal, merging others' edits, if it is behind."""
+        with hold(self.lock):
+            now, mark = identity(self.path), read_watermark(self.mark_path)
+            if not self._known(now, mark) or not self.catch_up():
+                self._load()  # the file holds edits the view lacks: merge them with the journal
+                mark = read_watermark(self.mark_path)
+            with self.mutex:
+                self.catch_up()
+                items, pos = list(self.data.items()), self._pos
+            if mark is not None and mark.start(self.journal) >= pos:
+                return  # the file holds every save (and maybe edits by others, which stay)
+            chunks, parts = self._chunks, []
+            for i, (patient, obj) in enumerate(items):
+                cached = chunks.get(patient)
+                if cached is None or cached[0] is not obj:
+                    cached = chunks[patient] = (obj, encode_patient(patient, obj))
+                parts.append(cached[1])
+                _pause(i)
+            write_atomic(self.path, "{\n" + ",\n".join(parts) + "\n}" if parts else "{}")
+            written = identity(self.path)
+            merged = self._merged if self._merged is not None else (mark.merged + 1 if mark else 1)
+            write_watermark(self.mark_path, Watermark(pos, written, self.journal.stat()[0], merged))
+            with self.mutex:
+                self._base, self._merged = written, merged

@@ -1,49 +1,59 @@
 """The decision store: each reviewer's dataset files, in the old app's format, never losing a save.
 
-A dataset file ``<root>/users/<user>/<name>.json`` is one JSON object keyed by patient folder, in
-file order, each patient holding ``"ED_Comments"`` and ``"ES_Comments"`` strings of the form
-``"<decision>:<comment>"`` (see ``SPEC.md``). The old app's files are read as they are found in the
-wild (``fine-tune:``, ``Accept:``, ``":comment"``); what we write is canonical, and every other key
-and every patient we do not touch is kept as it was, in order. Files are written with ``indent=4``
-like the old app's.
+``QCStore(root, user)`` is the reviewer's folder ``<root>/users/<user>/``; each ``*.json`` in it
+is a dataset file in the old app's format (:mod:`cmrqc_widgets.export`), with its journal and
+watermark beside it (:mod:`cmrqc_widgets.journal`).
 
-Every save holds a :class:`filelock.FileLock` (``<name>.json.lock`` beside the file), re-reads the
-file, applies the one change, writes a temporary file in the same folder, fsyncs it and replaces
-the file atomically: two notebooks of one reviewer never lose each other's decisions, and a crash
-never leaves a truncated file. A corrupt file raises :class:`DatasetError` and is never written.
-Every save also appends one line to the dataset's journal (:mod:`cmrqc_widgets.journal`), which
-:meth:`Dataset.history` reads back.
+How a save stays fast at 100,000 patients without giving up a guarantee:
+
+1. :meth:`Dataset.save` appends one line to the dataset's journal under the journal's
+   :class:`filelock.FileLock` and fsyncs it: when ``save()`` returns, the decision is durable.
+2. Any reader through this API (another :class:`Dataset`, another process) sees it at once:
+   :meth:`Dataset.get` and the other readers check the journal's size with one ``os.stat`` and
+   apply the lines they have not seen.
+3. A background thread rewrites the dataset file in the old app's format half a
+   ``flush_delay`` (1 s) after the last save, and at most ``flush_delay`` after the first one not
+   yet written; :meth:`Dataset.flush`, :meth:`Dataset.close` and interpreter exit do it at once.
+   The rewrite holds the dataset file's lock, re-reads the file if another program changed it
+   and merges, writes a temp file, fsyncs it, replaces the file atomically, then records in the
+   watermark how far into the journal the file is.
+4. Opening a dataset replays the journal after the watermark, so a crash between a save and the
+   rewrite loses nothing; replaying is idempotent.
+
+A corrupt file raises :class:`DatasetError` naming it and is never written. Edits that other
+programs (the old app) make to the file are seen by the next read, save or rewrite; where both
+tools changed the same patient and phase within that second, the save in the journal wins.
 """
 
 from __future__ import annotations
 
-import functools
+import atexit
+import logging
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from . import export, names
 from .errors import DatasetError, InvalidNameError
-from .export import Statistics
-from .journal import (
+from .export import (
     COMMENT_KEYS,
-    Journal,
+    Decision,
+    HistoryEntry,
+    Statistics,
+    decision_to_record,
     encode_dataset,
-    hold,
-    identity,
-    journal_path,
-    lock_for,
+    parse_decision,
     read_dataset_file,
-    remove_stale_temps,
-    utc_now,
-    write_atomic,
 )
+from .journal import JournalledFile, hold, lock_for, start_new_file, utc_now, write_atomic
 
 __all__ = [
+    "FLUSH_DELAY",
     "Dataset",
     "Decision",
     "HistoryEntry",
@@ -54,94 +64,17 @@ __all__ = [
     "read_dataset_file",
 ]
 
+FLUSH_DELAY = 1.0
+"""Default seconds after the first unwritten save by which the dataset file is rewritten."""
+
+_log = logging.getLogger(__name__)
+
 
 class UnknownPatientError(DatasetError, KeyError):
     """A patient that is not in the dataset file (a :class:`DatasetError` and a :class:`KeyError`)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-def _normalise_word(word: str) -> str | None:
-    """Canonical decision for a spelling found in the wild (``Accept``, ``fine-tune``), else None."""
-    key = word.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
-    return key if key in names.DECISIONS else None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A reviewer's decision on one patient and phase.
-
-    Parameters
-    ----------
-    decision : str or None
-        One of :data:`~cmrqc_widgets.names.DECISIONS` (spellings such as ``"Accept"`` or
-        ``"fine-tune"`` are normalised), or None for no decision.
-    comment : str
-        Free text; may contain ``:``.
-    """
-
-    decision: str | None = None
-    comment: str = ""
-
-    def __post_init__(self) -> None:
-        if self.decision is not None:
-            if not isinstance(self.decision, str):
-                raise InvalidNameError(f"Decision {self.decision!r} is not allowed; it must be a string.")
-            blank = self.decision in ("", names.NO_DECISION)
-            canonical = None if blank else _normalise_word(self.decision)
-            if canonical is None and not blank:
-                raise InvalidNameError(
-                    f"Decision {self.decision!r} is not allowed; use one of "
-                    f"{', '.join(names.DECISIONS)} or None."
-                )
-            object.__setattr__(self, "decision", canonical)
-        if not isinstance(self.comment, str):
-            raise TypeError(f"A comment must be a string, not {type(self.comment).__name__}.")
-
-    @classmethod
-    def parse(cls, text: str | None) -> Decision:
-        """Read a stored ``"<decision>:<comment>"`` string, as written by either tool.
-
-        ``""`` is no decision; ``":text"`` a comment without decision; ``"Accept:x"`` and
-        ``"fine-tune:x"`` are read as ``accept`` and ``finetune``; a word before ``:`` that is not
-        a decision is part of the comment (kept whole).
-        """
-        return _parse(text or "")
-
-    def encode(self) -> str:
-        """The canonical stored form: ``"<decision>:<comment>"``, ``":<comment>"``, or ``""``."""
-        if self.decision is None:
-            return f":{self.comment}" if self.comment else ""
-        return f"{self.decision}:{self.comment}"
-
-    def __bool__(self) -> bool:
-        return self.decision is not None or bool(self.comment)
-
-
-@functools.lru_cache(maxsize=65536)
-def _parse(text: str) -> Decision:
-    word, colon, rest = text.partition(":")
-    if not colon:
-        decision = _normalise_word(word)
-        return Decision(decision, "") if decision else Decision(None, text)
-    if not word.strip():
-        return Decision(None, rest)
-    decision = _normalise_word(word)
-    return Decision(decision, rest) if decision else Decision(None, text)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One save, as recorded in the journal."""
-
-    time: str
-    user: str
-    patient: str
-    phase: str
-    previous: Decision
-    new: Decision
-    seconds: float | None = None
 
 
 def _patient_key(patient: str | os.PathLike[str]) -> str:
@@ -160,47 +93,95 @@ def _check_seconds(seconds: float | None) -> float | None:
     return value
 
 
-def _decision_dict(decision: Decision) -> dict[str, Any]:
-    return {"decision": decision.decision, "comment": decision.comment}
+class _Debouncer:
+    """Run ``action`` in a short-lived background thread ``quiet`` s after the last :meth:`poke`,
+    and at most ``limit`` s after the first, so a steady stream of saves still gets written."""
 
+    def __init__(self, action: Callable[[], None], quiet: float, limit: float) -> None:
+        self._action = action
+        self._quiet, self._limit = quiet, limit
+        self.reset()
 
-def _decision_from(obj: Any) -> Decision:
-    if isinstance(obj, dict):
-        try:
-            return Decision(obj.get("decision"), obj.get("comment") or "")
-        except (InvalidNameError, TypeError):
-            pass
-    return Decision()
+    def reset(self) -> None:
+        """Forget any thread (also after a fork, which does not copy threads)."""
+        self._cv = threading.Condition()
+        self._first: float | None = None
+        self._last = 0.0
+        self._thread: threading.Thread | None = None
 
+    def poke(self) -> None:
+        with self._cv:
+            now = time.monotonic()
+            if self._first is None:
+                self._first = now
+            self._last = now
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cmrqc-dataset-writer", daemon=True)
+                self._thread.start()
+            else:
+                self._cv.notify()
 
-# ---------------------------------------------------------------------------- dataset and store
+    def take(self) -> None:
+        """Forget what is pending (the caller writes it now)."""
+        with self._cv:
+            self._first = None
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while True:
+                    if self._first is None:
+                        self._thread = None
+                        return
+                    wait = min(self._last + self._quiet, self._first + self._limit) - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cv.wait(wait)
+                self._first = None
+            self._action()
 
 
 class Dataset:
     """One dataset file of one reviewer. Obtain it from :meth:`QCStore.open` or :meth:`QCStore.create`.
 
-    Attributes
+    Parameters
     ----------
-    name : str
-        File name, e.g. ``"cohort.json"``.
     path : Path
-        The dataset file.
+        The dataset file (already checked to be inside the reviewer's folder).
     user : str
         The reviewer recorded in the journal for each save.
+    name : str, optional
+        Name shown to the reviewer; default the file name.
+    flush_delay : float or None
+        The dataset file is rewritten at most this many seconds after the first unwritten save,
+        half of it after the last one if that comes sooner. None: only on :meth:`flush`,
+        :meth:`close` and interpreter exit.
+
+    Attributes
+    ----------
+    name, path, user, flush_delay
+        As given.
+    error : DatasetError or None
+        Why the last background rewrite failed (the saves stay safe in the journal).
     """
 
-    def __init__(self, path: Path, user: str, *, name: str | None = None) -> None:
+    def __init__(
+        self, path: Path, user: str, *, name: str | None = None, flush_delay: float | None = FLUSH_DELAY
+    ) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
         self.user = names.check_username(user)
-        self._lock = lock_for(self.path)
-        self._journal = Journal(journal_path(self.path))
-        self._mutex = threading.RLock()
-        self._data: dict[str, dict[str, Any]] = {}
-        self._ident: tuple[int, int, int, int] | None = None
-        with hold(self._lock, self.path):
-            remove_stale_temps(self.path)
-        self.refresh()
+        self.flush_delay = flush_delay
+        self.error: DatasetError | None = None
+        self._writer = None
+        if flush_delay is not None:
+            self._writer = _Debouncer(self._write_in_background, quiet=flush_delay / 2, limit=flush_delay)
+        self._files = JournalledFile(self.path)
+        self._files.on_pending = self._schedule
+        if not self._files.up_to_date():
+            self._schedule()  # saves a crash kept from the file
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r}, user={self.user!r})"
@@ -208,58 +189,51 @@ class Dataset:
     @property
     def journal_path(self) -> Path:
         """The dataset's append-only journal (history of every save)."""
-        return self._journal.path
-
-    # -- locking and reading
+        return self._files.journal.path
 
     def refresh(self) -> None:
-        """Re-read the dataset file (edits by other programs, such as the old app)."""
-        ident = identity(self.path)
-        data = read_dataset_file(self.path)
-        with self._mutex:
-            self._data, self._ident = data, ident
+        """Re-read the dataset file and the journal (reads and saves also notice changes by themselves)."""
+        self._files.refresh()
 
-    def _current(self) -> dict[str, dict[str, Any]]:
-        if identity(self.path) != self._ident:
-            self.refresh()
-        return self._data
-
-    def _entry(self, data: Mapping[str, dict[str, Any]], patient: str) -> dict[str, Any]:
+    def _entry(self, data: dict[str, dict[str, Any]], patient: str) -> dict[str, Any]:
         try:
             return data[patient]
         except KeyError:
             raise UnknownPatientError(f"Patient {patient!r} is not in dataset file {self.path}.") from None
+
+    def _objects(self) -> list[tuple[str, dict[str, Any]]]:
+        data = self._files.current()
+        with self._files.mutex:
+            return list(data.items())
 
     # -- reading decisions
 
     @property
     def patients(self) -> list[str]:
         """Patient keys, in file order."""
-        return list(self._current())
+        return list(self._files.current())
 
     def __len__(self) -> int:
-        return len(self._current())
+        return len(self._files.current())
 
     def __contains__(self, patient: object) -> bool:
-        return isinstance(patient, str | os.PathLike) and os.fspath(patient) in self._current()
+        return isinstance(patient, str | os.PathLike) and os.fspath(patient) in self._files.current()
 
     def get(self, patient: str | os.PathLike[str], phase: str) -> Decision:
         """The decision on ``patient`` in ``phase`` ("ED"/"ES"); :class:`UnknownPatientError` if absent."""
-        phase = names.check_phase(phase)
-        obj = self._entry(self._current(), _patient_key(patient))
-        return _parse(obj.get(COMMENT_KEYS[phase], ""))
+        field = COMMENT_KEYS[names.check_phase(phase)]
+        return parse_decision(self._entry(self._files.current(), _patient_key(patient)).get(field, ""))
 
     def decisions(self) -> dict[str, dict[str, Decision]]:
-        """Every decision: patient -> {"ED": Decision, "ES": Decision}, in file order."""
-        data = self._current()
+        """Every decision: patient -> {"ED": Decision, "ES": Decision}, in file order (a new dict)."""
         return {
-            patient: {phase: _parse(obj.get(key, "")) for phase, key in COMMENT_KEYS.items()}
-            for patient, obj in data.items()
+            patient: {phase: parse_decision(obj.get(field, "")) for phase, field in COMMENT_KEYS.items()}
+            for patient, obj in self._objects()
         }
 
     def statistics(self) -> Statistics:
         """Counts and percentages per decision (``"none"`` for no decision), per phase and overall."""
-        return Statistics.from_decisions(self.decisions())
+        return Statistics.from_objects([obj for _, obj in self._objects()])
 
     # -- saving
 
@@ -272,7 +246,7 @@ class Dataset:
         *,
         seconds: float | None = None,
     ) -> Decision:
-        """Store a decision and return it as stored.
+        """Store a decision durably and return it as stored.
 
         Parameters
         ----------
@@ -290,71 +264,75 @@ class Dataset:
         phase = names.check_phase(phase)
         key = _patient_key(patient)
         seconds = _check_seconds(seconds)
-        Decision(decision, comment or "")  # validate before taking the lock
+        Decision(decision, comment or "")  # refuse a bad decision before touching anything
         field = COMMENT_KEYS[phase]
-        with hold(self._lock, self.path):
-            data = read_dataset_file(self.path)
-            obj = self._entry(data, key)
-            stored = obj.get(field, "")
-            previous = _parse(stored)
-            new = Decision(decision, previous.comment if comment is None else comment)
-            if new.encode() != stored or field not in obj:
-                obj[field] = new.encode()
-                write_atomic(self.path, encode_dataset(data))
-            self._append_history(key, phase, previous, new, seconds)
-            with self._mutex:
-                self._data, self._ident = data, identity(self.path)
-        return new
 
-    def _append_history(
-        self, patient: str, phase: str, previous: Decision, new: Decision, seconds: float | None
-    ) -> None:
-        record = {
-            "time": utc_now(),
-            "user": self.user,
-            "patient": patient,
-            "phase": phase,
-            "previous": _decision_dict(previous),
-            "new": _decision_dict(new),
-            "seconds": seconds,
-        }
+        def record(data: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            previous = parse_decision(self._entry(data, key).get(field, ""))
+            new = Decision(decision, previous.comment if comment is None else comment)
+            return {
+                "time": utc_now(),
+                "user": self.user,
+                "patient": key,
+                "phase": phase,
+                "previous": decision_to_record(previous),
+                "new": decision_to_record(new),
+                "seconds": seconds,
+            }
+
         try:
-            self._journal.append(record)
+            saved = self._files.append(record)
         except OSError as error:
             raise DatasetError(
-                f"Journal {self._journal.path} cannot be written ({error.strerror})."
+                f"Journal {self.journal_path} cannot be written ({error.strerror}); nothing was saved."
             ) from None
+        self._schedule()
+        return Decision(**saved["new"])
+
+    def _schedule(self) -> None:
+        _OPEN.add(self)
+        if self._writer is not None:
+            self._writer.poke()
+
+    def _write_in_background(self) -> None:
+        try:
+            self._files.rewrite()
+            self.error = None
+        except DatasetError as error:
+            self.error = error
+            _log.error("%s Every save is kept in %s.", error, self.journal_path)
+        except Exception:  # a background thread must not die silently
+            _log.exception("Rewriting dataset file %s failed.", self.path)
+
+    def flush(self) -> None:
+        """Write the dataset file now if any save is not in it yet; :class:`DatasetError` if it cannot be."""
+        if self._writer is not None:
+            self._writer.take()
+        if not self._files.up_to_date():
+            self._files.rewrite()
+        self.error = None
+
+    def close(self) -> None:
+        """Flush; the object can still be used afterwards."""
+        self.flush()
+        _OPEN.discard(self)
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- history and export
 
     def history(self, patient: str | os.PathLike[str] | None = None) -> list[HistoryEntry]:
         """Every save recorded in the journal, oldest first; only ``patient``'s if given."""
         wanted = None if patient is None else _patient_key(patient)
-        entries = []
-        for record in self._journal.records():
-            if wanted is not None and record["patient"] != wanted:
-                continue
-            seconds = record.get("seconds")
-            entries.append(
-                HistoryEntry(
-                    time=str(record.get("time", "")),
-                    user=str(record.get("user", "")),
-                    patient=record["patient"],
-                    phase=record["phase"],
-                    previous=_decision_from(record.get("previous")),
-                    new=_decision_from(record.get("new")),
-                    seconds=float(seconds) if isinstance(seconds, int | float) else None,
-                )
-            )
-        return entries
+        return export.history_entries(self._files.journal.records(), wanted)
 
     def to_rows(self) -> list[dict[str, str]]:
         """One row per patient and phase: patient, phase, decision, comment, updated, user."""
-        last = {
-            (r["patient"], r["phase"]): (str(r.get("time", "")), str(r.get("user", "")))
-            for r in self._journal.records()
-        }
-        return export.make_rows(self.decisions(), last)
+        return export.make_rows(self.decisions(), export.last_saves(self._files.journal.records()))
 
     def to_csv(self, path_or_file: str | os.PathLike[str] | IO[str] | None = None) -> str:
         """CSV of :meth:`to_rows` (header first); also written to ``path_or_file`` if given."""
@@ -368,20 +346,30 @@ class Dataset:
         """A pandas DataFrame of :meth:`to_rows` (needs pandas)."""
         return export.rows_to_dataframe(self.to_rows())
 
-    # -- lifecycle
 
-    def flush(self) -> None:
-        """Make sure the dataset file holds every save (each save already writes it)."""
+# Datasets that may hold saves not yet in their file: written at interpreter exit.
+_OPEN: weakref.WeakSet[Dataset] = weakref.WeakSet()
 
-    def close(self) -> None:
-        """Flush; the object can still be read afterwards."""
-        self.flush()
 
-    def __enter__(self) -> Dataset:
-        return self
+@atexit.register
+def _flush_all() -> None:
+    for dataset in list(_OPEN):
+        try:
+            dataset.flush()
+        except Exception as error:  # every save is still in the journal; the next open replays it
+            _log.error("Could not write %s at exit (%s); its journal keeps every save.", dataset.path, error)
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+
+def _after_fork_in_child() -> None:
+    # Threads and held locks do not survive a fork: give each dataset fresh ones.
+    for dataset in list(_OPEN):
+        dataset._files.make_locks()
+        if dataset._writer is not None:
+            dataset._writer.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class QCStore:
@@ -393,12 +381,21 @@ class QCStore:
         Data root; default ``$CMRQC_ROOT``, else :data:`~cmrqc_widgets.names.DEFAULT_ROOT`.
     user : str, optional
         Reviewer; default ``$JUPYTERHUB_USER``, ``$CMRQC_USER``, else the OS user.
+    flush_delay : float or None
+        Passed to every :class:`Dataset` opened from this store.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, user: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        *,
+        flush_delay: float | None = FLUSH_DELAY,
+    ) -> None:
         self.root = names.resolve_root(root)
         self.user = names.resolve_user(user)
         self.folder = names.user_folder(self.root, self.user)
+        self.flush_delay = flush_delay
 
     def __repr__(self) -> str:
         return f"QCStore({str(self.root)!r}, user={self.user!r})"
@@ -431,7 +428,7 @@ class QCStore:
         path = self.path(name)
         if not path.is_file():
             raise DatasetError(f"Dataset file {path} does not exist.")
-        return Dataset(path, self.user, name=name)
+        return Dataset(path, self.user, name=name, flush_delay=self.flush_delay)
 
     def _make_folder(self) -> None:
         folder = names.user_folder(self.root, self.user)
@@ -450,14 +447,15 @@ class QCStore:
 
         With ``exist_ok`` an existing file is opened unchanged; otherwise it is a :class:`DatasetError`.
         """
-        path = self.path(name)
+        self.path(name)  # refuse a bad name before creating any folder
         data = {_patient_key(p): {"ED_Comments": "", "ES_Comments": ""} for p in patients}
         self._make_folder()
         path = self.path(name)
-        with hold(lock_for(path), path):
+        with hold(lock_for(path)):
             if path.exists():
                 if not exist_ok:
                     raise DatasetError(f"Dataset file {path} already exists.")
             else:
                 write_atomic(path, encode_dataset(data))
-        return Dataset(path, self.user, name=name)
+                start_new_file(path)  # saves of a deleted dataset of that name stay in its history only
+        return Dataset(path, self.user, name=name, flush_delay=self.flush_delay)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cmrqc_widgets.errors import DatasetError, InvalidNameError
+from cmrqc_widgets.journal import Watermark, watermark_path, write_watermark
 from cmrqc_widgets.store import (
     Decision,
     QCStore,
@@ -141,8 +143,10 @@ def test_save_comment_none_keeps_comment_and_none_clears_decision(store: QCStore
     ds.save("p1", "ED", "reject", "leak: atrium")
     assert ds.save("p1", "ED", "finetune") == Decision("finetune", "leak: atrium")
     assert ds.save("p1", "ED", None) == Decision(None, "leak: atrium")
+    ds.flush()
     assert json.loads(ds.path.read_text())["p1"]["ED_Comments"] == ":leak: atrium"
     assert ds.save("p1", "ED", None, "") == Decision()
+    ds.flush()
     assert json.loads(ds.path.read_text())["p1"]["ED_Comments"] == ""
 
 
@@ -356,3 +360,148 @@ def test_edit_by_old_app_is_kept(store: QCStore) -> None:
     assert on_disk["p2"]["ES_Comments"] == "Reject:from the old app"
     assert on_disk["p1"]["ED_Comments"] == "accept:"
     assert list(on_disk) == ["p1", "p2", "p3"]
+
+
+# -- journal first, file within a second (issue 5)
+
+
+def test_several_objects_see_each_others_saves_at_once(tmp_path: Path) -> None:
+    """Three Dataset objects interleave saves; each sees every save at once, before any file rewrite."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    objects = [store.create("c.json", ["p1", "p2", "p3"])] + [store.open("c.json") for _ in range(2)]
+    untouched = objects[0].path.read_bytes()
+    for round_ in range(3):
+        for i, ds in enumerate(objects):
+            ds.save(f"p{i + 1}", "ED" if round_ % 2 else "ES", "reject", f"round {round_} by {i}")
+            for other in objects:
+                assert other.get(f"p{i + 1}", "ED" if round_ % 2 else "ES") == Decision(
+                    "reject", f"round {round_} by {i}"
+                )
+    assert objects[0].path.read_bytes() == untouched
+    assert objects[2].statistics().counts["all"]["reject"] == 6
+    objects[1].flush()
+    on_disk = read_dataset_file(objects[0].path)
+    assert on_disk["p3"] == {"ED_Comments": "reject:round 1 by 2", "ES_Comments": "reject:round 2 by 2"}
+
+
+def test_flush_writes_old_format_and_sidecars_are_not_datasets(tmp_path: Path) -> None:
+    """flush() writes exactly json.dumps(indent=4) of the old format; journal and watermark are not listed."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    path = write_old(store)
+    ds = store.open("cohort.json")
+    ds.save("/data/ukbb/1000456", "ED", "Fine-Tune", "apex: 2 slices")
+    ds.save("/data/ukbb/1000999", "ES", None)
+    ds.flush()
+    expected = json.loads(json.dumps(OLD_FILE))
+    expected["/data/ukbb/1000456"]["ED_Comments"] = "finetune:apex: 2 slices"
+    expected["/data/ukbb/1000999"]["ES_Comments"] = ":maybe:not sure"
+    assert path.read_text() == json.dumps(expected, indent=4)
+    assert store.datasets() == ["cohort.json"]
+    assert sorted(p.name for p in store.folder.iterdir() if not p.name.endswith(".lock")) == [
+        "cohort.history.applied",
+        "cohort.history.jsonl",
+        "cohort.json",
+    ]
+
+
+def test_background_rewrite_brings_file_up_to_date(tmp_path: Path) -> None:
+    """Without flush() or close(), the dataset file gets the save shortly after it (background rewrite)."""
+    ds = QCStore(tmp_path, "alice", flush_delay=0.05).create("c.json", ["p1"])
+    ds.save("p1", "ED", "accept", "soon")
+    deadline = time.monotonic() + 30
+    while read_dataset_file(ds.path)["p1"]["ED_Comments"] != "accept:soon":
+        assert time.monotonic() < deadline, "the dataset file was never rewritten"
+        time.sleep(0.01)
+    assert ds.error is None
+
+
+def test_replaying_the_journal_again_changes_nothing(tmp_path: Path) -> None:
+    """Replay is idempotent: a watermark reset to 0 (crash before it was written) gives the same file."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    ds = store.create("c.json", ["p1", "p2"])
+    ds.save("p1", "ED", "reject", "first")
+    ds.save("p1", "ED", "accept")
+    ds.save("p2", "ES", None, "note")
+    ds.close()
+    written = ds.path.read_text()
+    write_watermark(watermark_path(ds.path), Watermark(0))
+    again = store.open("c.json")
+    assert again.decisions() == ds.decisions()
+    again.flush()
+    assert ds.path.read_text() == written
+
+
+def test_old_app_edit_between_save_and_rewrite_is_kept(tmp_path: Path) -> None:
+    """The old app edits the file while our save waits for its rewrite: the rewrite keeps both."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    ds = store.create("c.json", ["p1", "p2"])
+    ds.save("p1", "ED", "accept", "ours")
+    data = json.loads(ds.path.read_text())  # the old app reads the file, without our save
+    data["p2"]["ES_Comments"] = "reject:the old app's"
+    ds.path.write_text(json.dumps(data, indent=4))
+    assert ds.get("p2", "ES") == Decision("reject", "the old app's")
+    ds.flush()
+    on_disk = read_dataset_file(ds.path)
+    assert on_disk["p1"]["ED_Comments"] == "accept:ours"
+    assert on_disk["p2"]["ES_Comments"] == "reject:the old app's"
+
+
+def test_rewrite_never_overwrites_a_corrupt_file(tmp_path: Path) -> None:
+    """flush() leaves a file corrupted after a save untouched (DatasetError); the save stays journalled."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    ds = store.create("c.json", ["p1", "p2"])
+    ds.save("p1", "ES", "reject", "kept")
+    ds.path.write_bytes(b'{"p1": {"ED_Co')
+    with pytest.raises(DatasetError, match=r"c\.json is not valid JSON"):
+        ds.flush()
+    assert ds.path.read_bytes() == b'{"p1": {"ED_Co'
+    ds.path.write_text(json.dumps({"p1": {"ED_Comments": ""}, "p2": {}}, indent=4))  # repaired by hand
+    repaired = store.open("c.json")
+    assert repaired.get("p1", "ES") == Decision("reject", "kept")
+    repaired.flush()
+    assert read_dataset_file(ds.path)["p1"] == {"ED_Comments": "", "ES_Comments": "reject:kept"}
+
+
+def test_edit_by_old_app_reaches_every_reader(tmp_path: Path) -> None:
+    """An old-app edit merged by one Dataset's rewrite is seen by another Dataset on its next read."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    first = store.create("c.json", ["p1", "p2"])
+    second = store.open("c.json")
+    data = json.loads(first.path.read_text())
+    data["p2"]["ED_Comments"] = "Accept:by the old app"
+    first.path.write_text(json.dumps(data, indent=4))
+    second.save("p1", "ES", "reject")
+    second.flush()
+    assert first.get("p2", "ED") == Decision("accept", "by the old app")
+    assert first.get("p1", "ES") == Decision("reject")
+
+
+def test_journal_deleted_by_hand_loses_no_later_save(tmp_path: Path) -> None:
+    """After the journal file is deleted, saves go to a new journal and are replayed from its start."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    ds = store.create("c.json", ["p1", "p2"])
+    for i in range(5):
+        ds.save("p1", "ED", "accept", f"comment number {i}")
+    ds.flush()
+    ds.journal_path.unlink()
+    ds.save("p2", "ES", "reject", "after the deletion")
+    reopened = store.open("c.json")  # as after a crash of `ds` before its rewrite
+    assert reopened.get("p2", "ES") == Decision("reject", "after the deletion")
+    assert reopened.get("p1", "ED") == Decision("accept", "comment number 4")
+    reopened.flush()
+    assert read_dataset_file(ds.path)["p2"]["ES_Comments"] == "reject:after the deletion"
+
+
+def test_recreated_dataset_starts_clean(tmp_path: Path) -> None:
+    """A dataset created under the name of a deleted one gets none of the old one's pending saves."""
+    store = QCStore(tmp_path, "alice", flush_delay=None)
+    old = store.create("c.json", ["p1", "old"])
+    old.save("old", "ED", "reject", "pending when deleted")
+    old.path.unlink()
+    new = store.create("c.json", ["p1", "p2"])
+    assert new.patients == ["p1", "p2"]
+    assert new.get("p1", "ED") == Decision()
+    new.save("p2", "ES", "accept")
+    new.close()
+    assert list(read_dataset_file(new.path)) == ["p1", "p2"]
+    assert [h.patient for h in new.history()] == ["old", "p2"]
