@@ -363,8 +363,10 @@ def test_3d_collapsed_costs_nothing_and_ignores_slices(widget: ReviewWidget, mon
         w.handle_key(key("ArrowLeft"))
     w.slice_slider.value = 0
     assert len(calls) == 1
+    assert w.volume_view.scatters["LV"] is scatter and scatter in w.volume_view.figure.scatters
     w.next_patient_button.click()
     assert len(calls) == 2
+    scatter = w.volume_view.scatters["LV"]
     w.display_controls.structure_checkboxes["LV"].value = False
     assert scatter not in w.volume_view.figure.scatters and len(calls) == 2
     w.display_controls.structure_checkboxes["LV"].value = True
@@ -375,7 +377,8 @@ def test_3d_collapsed_costs_nothing_and_ignores_slices(widget: ReviewWidget, mon
     w.state.jump_to("demo009")
     w.state.set_phase("ES")
     w.volume_view.toggle.value = True
-    assert w.volume_view.figure.scatters == [] and "lvsa_SR_ES" in w.volume_view.status.value
+    assert w.volume_view.figure.scatters == [w.volume_view._placeholder]
+    assert "lvsa_SR_ES" in w.volume_view.status.value
     assert len(calls) == 2
 
 
@@ -383,8 +386,9 @@ def test_3d_never_shows_an_empty_scatter(root: Path) -> None:
     """A structure without voxels is left out of the figure (empty scatters break ipyvolume 0.6.3)."""
     w = ReviewWidget(root=root, user=USER, show_3d=True)
     w.state.jump_to("demo008")
-    w.state.set_phase("ES")  # empty segmentation
-    assert w.volume_view.figure.scatters == []
+    w.state.set_phase("ES")  # empty segmentation: one invisible point, never an empty list
+    (placeholder,) = w.volume_view.figure.scatters
+    assert len(placeholder.x) == 1 and placeholder.size == 0
     w.state.set_phase("ED")
     assert [s.description for s in w.volume_view.figure.scatters] == ["LV", "RV", "MYO"]
     assert all(len(s.x) > 0 for s in w.volume_view.figure.scatters)

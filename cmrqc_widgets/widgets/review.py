@@ -111,11 +111,11 @@ class ReviewWidget(VBox):
         )
         middle = VBox(
             [self.volume_view, HTML("<b>Case</b>"), self.case_info],
-            layout=Layout(flex="0 0 auto", min_width="300px", max_width="420px", padding="0 8px 0 0"),
+            layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
         )
         right = VBox(
             [self.navigation, self.stats],
-            layout=Layout(flex="1 1 auto", min_width="330px"),
+            layout=Layout(flex="1 1 320px", min_width="320px"),
         )
         super().__init__(
             [

@@ -93,7 +93,7 @@ class StatsPanel(VBox):
         guard = guard or (lambda f: f)
         self._state = state
         self._quiet = False
-        self.dataset_dropdown = Dropdown(options=[], description="Dataset", layout=Layout(width="300px"))
+        self.dataset_dropdown = Dropdown(options=[], description="Dataset", layout=Layout(width="280px"))
         self.refresh_button = Button(
             icon="refresh", tooltip="Look for new dataset files", layout=Layout(width="36px")
         )
@@ -117,7 +117,7 @@ class StatsPanel(VBox):
                 self.stats_table,
                 HBox([self.downloads, self.prepare_button]),
             ],
-            layout=Layout(flex="0 0 auto", min_width="330px"),
+            layout=Layout(flex="0 0 auto", min_width="320px"),
             **kwargs,
         )
         self._refresh_options()

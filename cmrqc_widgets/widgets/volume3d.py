@@ -12,7 +12,8 @@ current figure of ``ipyvolume.pylab``; the marker is ``box`` because the 2D mark
 ipyvolume 0.6.3 draw nothing. Two more traps of ipyvolume 0.6.3, seen in Chromium under Voilà:
 a ``Scatter`` shown with empty arrays never draws later data, and setting ``visible=False`` on a
 shown scatter blanks the whole figure. So a scatter is created only with points, absent or hidden
-structures are left out of ``figure.scatters``, and ``visible`` is never touched.
+structures are left out of ``figure.scatters`` (an invisible one-point placeholder stands in when
+nothing is left: an empty list leaves stale points on screen), and ``visible`` is never touched.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Volume3DPanel(VBox):
     def __init__(
         self,
         cap: int = DEFAULT_CAP,
-        size: int = 380,
+        size: int = 340,
         expanded: bool = False,
         guard: Callable[..., Any] | None = None,
         **kwargs: Any,
@@ -84,6 +85,7 @@ class Volume3DPanel(VBox):
         self._drawn: Any = None
         self._visible: list[str] = list(STRUCTURES)
         self._present: set[str] = set()
+        self._placeholder: Any = None
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
         super().__init__(
             [self.toggle, self.status, self._body],
@@ -137,39 +139,49 @@ class Volume3DPanel(VBox):
             return
         import ipyvolume
 
-        self.figure = ipyvolume.Figure(scatters=[], width=self.size, height=self.size)
+        one = np.zeros(1, np.float32)
+        self._placeholder = ipyvolume.Scatter(
+            x=one,
+            y=one,
+            z=one,
+            color="#ffffff",
+            color_selected="#ffffff",
+            size=0.0,
+            size_selected=0.0,
+            geo=MARKER,
+        )
+        self.figure = ipyvolume.Figure(scatters=[self._placeholder], width=self.size, height=self.size)
         self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x", "y", "z"  # scanner mm
 
     def _scatter(self, name: str, part: np.ndarray, size: float) -> Any:
-        """The scatter of structure ``name`` holding ``part`` (created on its first points)."""
-        x, y, z = (np.ascontiguousarray(part[:, k]) for k in range(3))
-        scatter = self.scatters.get(name)
-        if scatter is None:
-            import ipyvolume
+        """A new scatter of structure ``name`` holding ``part``.
 
-            colour = _hex(STRUCTURE_COLOURS[name])
-            scatter = ipyvolume.Scatter(
-                x=x,
-                y=y,
-                z=z,
-                color=colour,
-                # Explicit: the default "green" is held as a 0-d numpy array that cannot be sent
-                # over a real comm (ValueError "Can't clean for JSON") in ipyvolume 0.6.3.
-                color_selected=colour,
-                size=size,
-                size_selected=size,
-                geo=MARKER,
-                description=name,
-            )
-            self.scatters[name] = scatter
-        else:
-            with scatter.hold_sync():
-                scatter.x, scatter.y, scatter.z = x, y, z
-                scatter.size = scatter.size_selected = size
-        return scatter
+        New rather than updated in place: ipyvolume 0.6.3 tweens old to new coordinates and, when
+        the number of points changes, leaves stray markers of the previous case on screen.
+        """
+        import ipyvolume
+
+        colour = _hex(STRUCTURE_COLOURS[name])
+        x, y, z = (np.ascontiguousarray(part[:, k]) for k in range(3))
+        return ipyvolume.Scatter(
+            x=x,
+            y=y,
+            z=z,
+            color=colour,
+            # Explicit: the default "green" is held as a 0-d numpy array that cannot be sent
+            # over a real comm (ValueError "Can't clean for JSON") in ipyvolume 0.6.3.
+            color_selected=colour,
+            size=size,
+            size_selected=size,
+            geo=MARKER,
+            description=name,
+        )
 
     def _update_scatter_list(self) -> None:
         shown = [self.scatters[n] for n in STRUCTURES if n in self._present and n in self._visible]
+        # An empty scatter list leaves the last points on screen in ipyvolume 0.6.3 (and a figure
+        # re-attached to the page draws garbage): show one invisible point instead.
+        shown = shown or [self._placeholder]
         if list(self.figure.scatters) != shown:
             self.figure.scatters = shown
 
@@ -177,7 +189,7 @@ class Volume3DPanel(VBox):
         if self._case is None:
             self._drawn = None
             self._present = set()
-            self.figure.scatters = []
+            self._update_scatter_list()
             self.status.value = f"<i>{html.escape(self._message)}</i>" if self._message else "<i>No case.</i>"
             return
         if self._case is self._drawn:
@@ -200,13 +212,16 @@ class Volume3DPanel(VBox):
         with self.figure.hold_sync():
             for axis, c in zip("xyz", centre, strict=True):
                 setattr(self.figure, f"{axis}lim", (float(c - half), float(c + half)))
-            self._present = set()
+            old = self.scatters
+            self.scatters = {}
             for name in STRUCTURES:
                 part = points.for_structure(name)
                 if len(part):
-                    self._scatter(name, part, size)
-                    self._present.add(name)
+                    self.scatters[name] = self._scatter(name, part, size)
+            self._present = set(self.scatters)
             self._update_scatter_list()
+        for scatter in old.values():
+            scatter.close()
         counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
         shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
         self.status.value = f"<small>{shown} ({counts})</small>"
