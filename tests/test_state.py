@@ -13,7 +13,8 @@ from traitlets import TraitError
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
 from cmrqc_widgets.errors import InvalidNameError
 from cmrqc_widgets.store import QCStore
-from cmrqc_widgets.widgets.state import FILTERS, ReviewState
+from cmrqc_widgets.widgets.queue import FILTERS
+from cmrqc_widgets.widgets.state import ReviewState
 
 USER = "alice"
 
@@ -414,3 +415,17 @@ def test_labels_of_patient_list(root: Path) -> None:
     state.decide("accept")
     assert state.patient_label(0) == "demo001  ·  ED accept  ·  ES —"
     assert state.decisions_of(state.patient) == {"ED": "accept", "ES": ""}
+
+
+def test_queue_helpers_are_pure() -> None:
+    """Queue order is completed and de-duplicated; neighbours wrap and work from outside the queue."""
+    from cmrqc_widgets.widgets import queue
+
+    assert queue.complete_order([3, 3, 9, 1], 4) == [3, 1, 0, 2]
+    order = [0, 1, 2, 3, 4]
+    assert queue.neighbour([1, 3], order, 2, +1) == 3
+    assert queue.neighbour([1, 3], order, 2, -1) == 1
+    assert queue.neighbour([1, 3], order, 3, +1) == 1
+    assert queue.neighbour([1, 3], order, 1, -1) == 3
+    assert queue.neighbour([], order, 1, +1) is None
+    assert queue.patient_name("/data/ukbb/1000213") == "1000213"

@@ -29,7 +29,7 @@ from ipywidgets import (
 from traitlets import dlink, link
 
 from ..names import DECISIONS, PHASES, STRUCTURES
-from .state import FILTERS, patient_name
+from .queue import FILTERS, patient_name
 
 DECISION_LABELS = {
     "accept": "Accept",

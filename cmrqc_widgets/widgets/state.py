@@ -16,7 +16,6 @@ and ``order`` by setting *other* traits; no observer writes back into the trait 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -25,22 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
+from traitlets import Int, List, TraitError, Unicode, observe, validate
 
 from ..errors import CaseError, CmrqcError, DatasetError, InvalidNameError
-from ..names import DECISIONS, PHASES, STRUCTURES, check_phase
+from ..names import DECISIONS, PHASES, check_phase
+from . import queue as queue_rules
+from .queue import FILTERS, patient_name, word
+from .settings import VIEWS, ViewSettings, recall, remember
 
 log = logging.getLogger(__name__)
-
-VIEWS: tuple[str, ...] = ("sa", "hla", "vla")
-"""Short axis, horizontal long axis, vertical long axis."""
-
-FILTERS: tuple[str, ...] = ("all", "undecided", *DECISIONS)
-"""Which patients the queue holds: all, those with a phase still undecided, or by decision."""
-
-SESSION_FILE = ".cmrqc-session"
-"""Hidden file in the reviewer's folder remembering the last dataset and patient (not ``*.json``,
-so it never shows up as a dataset)."""
 
 OrderFunction = Callable[["ReviewState"], list[int]]
 
@@ -49,13 +41,7 @@ def _file_order(state: ReviewState) -> list[int]:
     return list(range(len(state.patients)))
 
 
-def patient_name(key: str) -> str:
-    """Short display name of a patient key (its folder name)."""
-    name = Path(key).name
-    return name or key
-
-
-class ReviewState(HasTraits):
+class ReviewState(ViewSettings):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -104,19 +90,6 @@ class ReviewState(HasTraits):
     n_phases_decided = Int(0, help="Patient phases with a decision.")
     n_total = Int(0, help="Patients in the dataset.")
 
-    # -- slice and view settings ---------------------------------------------------------------
-    view = Unicode("sa", help="One of VIEWS.")
-    n_slices = Int(0, help="Slices of the current case in the current view (0 when none).")
-    slice = Int(0, help="Current slice index (clamped).")
-    playing = Bool(False)
-    fps = Int(5)
-    overlay = Bool(True)
-    alpha = Float(0.4)
-    zoom = Float(1.0)
-    window = List(Float(), default_value=[0.0, 255.0], help="[low, high] in 0..255 display units.")
-    visible = List(Unicode(), default_value=list(STRUCTURES))
-    show_3d = Bool(False, help="3D panel expanded.")
-
     def __init__(
         self,
         root: Any = None,
@@ -157,7 +130,7 @@ class ReviewState(HasTraits):
         self._dataset_error = ""
 
         self.refresh_datasets()
-        session = self._recall()
+        session = recall(self.store.folder) if remember else {}
         name = dataset or (session.get("dataset") if session.get("dataset") in self.datasets else None)
         if name is None and self.datasets:
             name = self.datasets[0]
@@ -186,16 +159,6 @@ class ReviewState(HasTraits):
         except InvalidNameError as exc:
             raise TraitError(str(exc)) from exc
 
-    @validate("slice")
-    def _clamp_slice(self, proposal: Any) -> int:
-        return int(min(max(int(proposal.value), 0), max(self.n_slices - 1, 0)))
-
-    @validate("view")
-    def _check_view(self, proposal: Any) -> str:
-        if proposal.value not in VIEWS:
-            raise TraitError(f"View {proposal.value!r} is not one of {list(VIEWS)}.")
-        return proposal.value
-
     @validate("filter")
     def _check_filter(self, proposal: Any) -> str:
         if proposal.value not in FILTERS:
@@ -213,35 +176,6 @@ class ReviewState(HasTraits):
         if proposal.value not in ("", *DECISIONS):
             raise TraitError(f"Decision {proposal.value!r} is not one of {list(DECISIONS)}.")
         return proposal.value
-
-    @validate("fps")
-    def _clamp_fps(self, proposal: Any) -> int:
-        return int(min(max(int(proposal.value), 1), 20))
-
-    @validate("alpha")
-    def _clamp_alpha(self, proposal: Any) -> float:
-        return float(min(max(float(proposal.value), 0.0), 1.0))
-
-    @validate("zoom")
-    def _clamp_zoom(self, proposal: Any) -> float:
-        return float(min(max(float(proposal.value), 0.5), 3.0))
-
-    @validate("window")
-    def _check_window(self, proposal: Any) -> list[float]:
-        value = [float(v) for v in proposal.value]
-        if len(value) != 2:
-            raise TraitError(f"The window must be [low, high], not {value!r}.")
-        low, high = (min(max(v, 0.0), 255.0) for v in value)
-        if high <= low:
-            raise TraitError(f"The window high ({high}) must be above its low ({low}).")
-        return [low, high]
-
-    @validate("visible")
-    def _check_visible(self, proposal: Any) -> list[str]:
-        unknown = [name for name in proposal.value if name not in STRUCTURES]
-        if unknown:
-            raise TraitError(f"Unknown structures {unknown}; use names from {list(STRUCTURES)}.")
-        return [name for name in STRUCTURES if name in proposal.value]
 
     # ------------------------------------------------------------------------------------------
     # observers (each sets other traits only)
@@ -384,20 +318,8 @@ class ReviewState(HasTraits):
             return
         self.jump(target)
 
-    def _neighbour(self, direction: int, index: int | None = None) -> int | None:
-        """Index of the next (``+1``) or previous (``-1``) queue patient around ``index``."""
-        if not self.queue:
-            return None
-        index = self.patient_index if index is None else index
-        order = self._order_list()
-        rank = {p: r for r, p in enumerate(order)}
-        here = rank.get(index, -1)
-        ranked = [(rank[p], p) for p in self.queue if p in rank]
-        if direction > 0:
-            after = [p for r, p in ranked if r > here]
-            return after[0] if after else ranked[0][1]
-        before = [p for r, p in ranked if r < here]
-        return before[-1] if before else ranked[-1][1]
+    def _neighbour(self, direction: int) -> int | None:
+        return queue_rules.neighbour(self.queue, self._order_list(), self.patient_index, direction)
 
     def next_undecided(self) -> bool:
         """Go to the next patient and phase without a decision (in queue order, wrapping).
@@ -405,19 +327,12 @@ class ReviewState(HasTraits):
         Starts with the later phase of the current patient when that is still undecided, and ignores
         the filter. Returns False (and sets ``notice``) when every phase is decided.
         """
-        order = self._order_list()
-        if not order:
-            return False
-        here = order.index(self.patient_index) if self.patient_index in order else 0
-        current, k = order[here], PHASES.index(self.phase)
-        candidates = [(current, p) for p in PHASES[k + 1 :]]
-        for offset in range(1, len(order)):
-            candidates += [(order[(here + offset) % len(order)], p) for p in PHASES]
-        candidates += [(current, p) for p in PHASES[: k + 1]]
-        for i, phase in candidates:
-            if _value(self._decisions.get(self.patients[i], {}).get(phase)) is None:
-                self.go(i, phase)
-                return True
+        found = queue_rules.next_undecided(
+            self._order_list(), self.patients, self._decisions, self.patient_index, self.phase
+        )
+        if found is not None:
+            self.go(*found)
+            return True
         self.notice = "Every patient and phase has a decision."
         return False
 
@@ -435,10 +350,6 @@ class ReviewState(HasTraits):
     def toggle_phase(self) -> None:
         """Switch between ED and ES."""
         self.phase = "ES" if self.phase == "ED" else "ED"
-
-    def step_slice(self, delta: int) -> None:
-        """Move ``delta`` slices (clamped at both ends, no wrap)."""
-        self.slice = self.slice + int(delta)
 
     def toggle_play(self) -> None:
         """Start or stop playing through the slices (in the browser, at ``fps``)."""
@@ -466,7 +377,7 @@ class ReviewState(HasTraits):
         if self._comment_key is None or self.comment == self._stored_comment:
             return False
         _, patient, phase = self._comment_key
-        stored = _value(self._decisions.get(patient, {}).get(phase))
+        stored = word(self._decisions.get(patient, {}).get(phase))
         return self._save(stored, self.comment, key=self._comment_key)
 
     def _save(self, decision: str | None, comment: str, key: tuple[Any, str, str] | None = None) -> bool:
@@ -487,7 +398,7 @@ class ReviewState(HasTraits):
             if key == self._comment_key:
                 self._stored_comment = saved.comment
             if dataset is self.dataset_obj and patient == self.patient and phase == self.phase:
-                self.decision = _value(saved) or ""
+                self.decision = word(saved) or ""
             self.saved_at = "saved " + time.strftime("%H:%M:%S")
             self.notice = ""
             self._update_queue()
@@ -498,7 +409,7 @@ class ReviewState(HasTraits):
     def decisions_of(self, patient: str) -> dict[str, str]:
         """``{"ED": decision or "", "ES": ...}`` of ``patient`` as last read or saved."""
         decided = self._decisions.get(patient, {})
-        return {p: _value(decided.get(p)) or "" for p in PHASES}
+        return {p: word(decided.get(p)) or "" for p in PHASES}
 
     def patient_label(self, index: int) -> str:
         """One line for the patient list: name and the ED and ES decisions."""
@@ -517,33 +428,19 @@ class ReviewState(HasTraits):
         self._orders[name] = function
 
     def _order_list(self) -> list[int]:
-        order = [i for i in self._orders[self.order](self) if 0 <= i < len(self.patients)]
-        seen = set(order)
-        return order + [i for i in range(len(self.patients)) if i not in seen]
-
-    def _matches(self, index: int) -> bool:
-        if self.filter == "all":
-            return True
-        decided = self._decisions.get(self.patients[index], {})
-        values = [_value(decided.get(p)) for p in PHASES]
-        if self.filter == "undecided":
-            return None in values
-        return self.filter in values
+        return queue_rules.complete_order(self._orders[self.order](self), len(self.patients))
 
     def _update_queue(self) -> None:
-        queue = [i for i in self._order_list() if self._matches(i)]
+        queue = [
+            i
+            for i in self._order_list()
+            if queue_rules.matches(self._decisions.get(self.patients[i], {}), self.filter)
+        ]
         if queue != self.queue:
             self.queue = queue
 
     def _update_progress(self) -> None:
-        both = phases = 0
-        for key in self.patients:
-            decided = self._decisions.get(key, {})
-            n = sum(_value(decided.get(p)) is not None for p in PHASES)
-            phases += n
-            both += n == len(PHASES)
-        self.n_decided = both
-        self.n_phases_decided = phases
+        self.n_decided, self.n_phases_decided = queue_rules.progress(self.patients, self._decisions)
 
     # ------------------------------------------------------------------------------------------
     # loading the current case
@@ -562,7 +459,7 @@ class ReviewState(HasTraits):
             self.playing = False
             self.patient = self.patients[self.patient_index] if self.patients else ""
             decided = self._decisions.get(self.patient, {}).get(self.phase) if self.patient else None
-            self.decision = _value(decided) or ""
+            self.decision = word(decided) or ""
             self._stored_comment = decided.comment if decided is not None else ""
             self.comment = self._stored_comment
             self._comment_key = (self.dataset_obj, self.patient, self.phase) if self.patient else None
@@ -570,7 +467,8 @@ class ReviewState(HasTraits):
             self._arrived = time.monotonic()
             self.notice = ""
         self._prefetch()
-        self._remember()
+        if self.remember and self.dataset_obj is not None and self.dataset:
+            remember(self.store.folder, self.dataset, self.patient)
 
     def _load_case(self, *, reset_slice: bool) -> None:
         case, error = None, self._dataset_error
@@ -608,31 +506,3 @@ class ReviewState(HasTraits):
                     self.cache.prefetch(self.patient_dir(self.patients[i]), PHASES, self.layout)
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")
-
-    # ------------------------------------------------------------------------------------------
-    # remembering the last dataset and patient
-    def _session_path(self) -> Path:
-        return Path(self.store.folder) / SESSION_FILE
-
-    def _recall(self) -> dict[str, str]:
-        if not self.remember:
-            return {}
-        try:
-            data = json.loads(self._session_path().read_text(encoding="utf-8"))
-            return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _remember(self) -> None:
-        folder = Path(self.store.folder)
-        if not self.remember or not self.dataset or self.dataset_obj is None or not folder.is_dir():
-            return
-        with contextlib.suppress(OSError):
-            self._session_path().write_text(
-                json.dumps({"dataset": self.dataset, "patient": self.patient}), encoding="utf-8"
-            )
-
-
-def _value(decision: Any) -> str | None:
-    """The decision word of a stored Decision (None when absent or empty)."""
-    return None if decision is None else decision.decision
