@@ -47,7 +47,7 @@ def check_phase(phase: str) -> str:
 
 def check_username(name: str) -> str:
     """Return ``name`` if it is a safe user name (letters, digits, ``. _ @ -``; at most 64)."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise InvalidNameError(
             f"User name {name!r} is not allowed; use letters, digits, '.', '_', '@' or '-'."
         )
@@ -59,7 +59,7 @@ def check_dataset_name(name: str) -> str:
     if (
         not isinstance(name, str)
         or not name.endswith(".json")
-        or not _NAME.match(name)
+        or not _NAME.fullmatch(name)
         or ".." in name
     ):
         raise InvalidNameError(
