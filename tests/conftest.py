@@ -54,7 +54,7 @@ def write_nifti(path: Path, data: np.ndarray, spacing=(1.8, 1.8, 8.0), affine=No
     else:  # keep the header's pixdim consistent with the affine given
         spacing = tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))
     img = nib.Nifti1Image(data, affine)
-    img.header.set_zooms((tuple(spacing) + (1.0,))[: data.ndim])
+    img.header.set_zooms((*spacing, 1.0)[: data.ndim])
     path.parent.mkdir(parents=True, exist_ok=True)
     img.to_filename(path)
     return path
