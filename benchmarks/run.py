@@ -199,16 +199,21 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def print_table(results: dict[str, object]) -> None:
-    def fmt(value: object) -> str:
+    def fmt(key: str, value: object) -> str:
         if isinstance(value, dict) and "p50" in value:
-            return f"p50 {value['p50']:8.2f} ms   p95 {value['p95']:8.2f} ms   (n={value['n']})"
+            unit = "s" if key.endswith("_s") else "ms"
+            return f"p50 {value['p50']:8.2f} {unit:2s}  p95 {value['p95']:8.2f} {unit:2s}  (n={value['n']})"
+        if isinstance(value, float):
+            return f"{value:.2f}"
         return str(value)
 
     for section, values in results.items():
         print(f"\n## {section}")
         if isinstance(values, dict):
             for key, value in values.items():
-                print(f"  {key:34s} {fmt(value)}")
+                if isinstance(value, (list, dict)) and not (isinstance(value, dict) and "p50" in value):
+                    continue  # raw samples and diagnostics stay in the JSON
+                print(f"  {key:34s} {fmt(key, value)}")
         else:
             print(f"  {values}")
 
