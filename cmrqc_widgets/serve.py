@@ -39,6 +39,7 @@ __all__ = [
     "serve_command",
     "serve_environment",
     "shipped_dir",
+    "supports_preheat",
     "voila_arguments",
     "voila_settings",
 ]
@@ -97,6 +98,20 @@ def voila_settings(config_dir: str | os.PathLike[str] | None = None) -> dict[str
     return settings
 
 
+def supports_preheat(notebook: str | os.PathLike[str]) -> bool:
+    """True if ``notebook`` waits for the request (``voila.utils.wait_for_request()``) before building.
+
+    A preheated kernel runs the notebook before anyone asks for it. A dashboard built then shows
+    the decisions on disk at that moment, which may be hours old when a reviewer opens it; a
+    notebook that imports first and calls ``wait_for_request()`` before building the screen is
+    both fast and fresh.
+    """
+    try:
+        return "wait_for_request(" in Path(notebook).read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
 def _flag_value(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
@@ -112,17 +127,24 @@ def voila_arguments(
     ip: str = "127.0.0.1",
     open_browser: bool = True,
     config_dir: str | os.PathLike[str] | None = None,
+    preheat: bool | None = None,
 ) -> list[str]:
     """Command line that starts Voilà on ``notebook`` with our settings.
 
     Every entry of ``voila.json`` becomes an explicit ``--Section.name=value`` flag, so the
     settings are visible in ``ps`` and do not depend on which Jupyter config paths are active.
+    Preheated kernels are used only if ``preheat`` is True, or when it is None, if the notebook
+    :func:`supports_preheat`; otherwise they are switched off.
     """
+    if preheat is None:
+        preheat = supports_preheat(notebook)
     argv = [sys.executable, "-m", "voila", os.fspath(notebook), f"--port={int(port)}", f"--Voila.ip={ip}"]
     if not open_browser:
         argv.append("--no-browser")
     for section, values in voila_settings(config_dir).items():
         for name, value in values.items():
+            if section == "VoilaConfiguration" and name == "preheat_kernel":
+                value = bool(value) and preheat
             argv.append(f"--{section}.{name}={_flag_value(value)}")
     return argv
 

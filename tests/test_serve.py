@@ -19,6 +19,7 @@ from cmrqc_widgets.serve import (
     register,
     serve_environment,
     shipped_dir,
+    supports_preheat,
     voila_arguments,
     voila_settings,
 )
@@ -82,7 +83,9 @@ def test_this_checkout_has_the_shipped_folders():
 
 def test_voila_arguments_carry_our_settings(tmp_path):
     """The Voilà command line hides sources, uses the offline template, preheats and culls kernels."""
-    argv = voila_arguments(tmp_path / "review.ipynb", port=9123, ip="127.0.0.1", open_browser=False)
+    argv = voila_arguments(
+        tmp_path / "review.ipynb", port=9123, ip="127.0.0.1", open_browser=False, preheat=True
+    )
     assert argv[1:4] == ["-m", "voila", str(tmp_path / "review.ipynb")]
     for flag in [
         "--port=9123",
@@ -97,6 +100,19 @@ def test_voila_arguments_carry_our_settings(tmp_path):
     ]:
         assert flag in argv
     assert "--no-browser" not in voila_arguments("nb.ipynb", open_browser=True)
+
+
+def test_preheat_only_for_notebooks_that_wait_for_the_request(tmp_path):
+    """A notebook that builds its screen before the request would show stale decisions: no preheat."""
+    waits = tmp_path / "waits.ipynb"
+    waits.write_text('{"cells": [{"source": "wait_for_request()\\nReviewWidget()"}]}')
+    eager = tmp_path / "eager.ipynb"
+    eager.write_text('{"cells": [{"source": "ReviewWidget()"}]}')
+    assert supports_preheat(waits) and not supports_preheat(eager)
+    assert not supports_preheat(tmp_path / "missing.ipynb")
+    assert "--VoilaConfiguration.preheat_kernel=True" in voila_arguments(waits)
+    assert "--VoilaConfiguration.preheat_kernel=False" in voila_arguments(eager)
+    assert "--VoilaConfiguration.preheat_kernel=False" in voila_arguments(waits, preheat=False)
 
 
 def test_every_shipped_setting_reaches_the_command_line():
