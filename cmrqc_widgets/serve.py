@@ -18,9 +18,11 @@ set-up (see ``voila_config/README.md``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -183,8 +185,12 @@ def ensure_demo(root: Path, user: str) -> Path:
 
 
 def _run(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> int:
-    """Run a server in the foreground until it exits or the user presses Ctrl-C."""
+    """Run a server in the foreground until it exits, the user presses Ctrl-C or we get SIGTERM."""
     process = subprocess.Popen(list(argv), env=env, cwd=cwd)
+    previous = None
+    # A service manager stopping `cmrqc` must stop the server (and so its kernels) too.
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -194,6 +200,9 @@ def _run(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> i
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:

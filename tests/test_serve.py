@@ -293,3 +293,28 @@ def test_z2jh_values_lint():
     assert hub["JupyterHub"]["cookie_max_age_days"] == 3
     assert hub["CMRQCAuthenticator"]["data_root"] == "/srv/cmrqc"
     assert values["cull"]["enabled"] is True
+
+
+def test_sigterm_stops_the_server_too(tmp_path):
+    """Stopping `cmrqc serve` with SIGTERM (a service manager) stops the server it runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "server.pid"
+    server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    runner = (
+        "import sys; from cmrqc_widgets.serve import _run; "
+        f"sys.exit(abs(_run([sys.executable, '-c', {server!r}], dict(__import__('os').environ))))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", runner])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the server never started"
+        time.sleep(0.05)
+    server_pid = int(pid_file.read_text())
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)
