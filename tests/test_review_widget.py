@@ -98,7 +98,7 @@ def test_builds_with_public_parts(widget: ReviewWidget) -> None:
     assert w.slice_slider.max == w.state.n_slices - 1
     assert w.dataset_dropdown.value == "demo.json"
     assert w.phase_toggle.value == "ED"
-    assert w.stats_image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bytes(w.stats_image.value).startswith(b"<svg") and w.stats_image.format == "svg+xml"
     assert "A accept" in w.help.value
 
 
@@ -350,36 +350,44 @@ def test_3d_collapsed_costs_nothing_and_ignores_slices(widget: ReviewWidget, mon
 
     monkeypatch.setattr(volume3d_module, "case_points", counting)
     w = widget
+    view = w.volume_view
     w.next_patient_button.click()
     w.prev_patient_button.click()
-    assert calls == [] and w.volume_view.figure is None
+    w.wait_idle()
+    assert calls == [] and view.figure is None and view.n_point_updates == 0
     w.volume_view.toggle.value = True
-    assert len(calls) == 1 and w.volume_view.figure is not None
+    assert view.n_point_updates == 1 and view.figure is not None
     assert w.state.show_3d is True
-    scatter = w.volume_view.scatters["LV"]
+    scatter = view.scatters["LV"]
     assert scatter.geo == "box" and len(scatter.x) > 0
+    w.wait_idle()
+    extracted = len(calls)
     for _ in range(3):
         w.slice_controls.next_slice_button.click()
         w.handle_key(key("ArrowLeft"))
     w.slice_slider.value = 0
-    assert len(calls) == 1
-    assert w.volume_view.scatters["LV"] is scatter and scatter in w.volume_view.figure.scatters
+    w.wait_idle()
+    assert len(calls) == extracted and view.n_point_updates == 1
+    assert view.scatters["LV"] is scatter and scatter in view.figure.scatters
     w.next_patient_button.click()
-    assert len(calls) == 2
-    scatter = w.volume_view.scatters["LV"]
+    assert view.n_point_updates == 2
+    scatter = view.scatters["LV"]
     w.display_controls.structure_checkboxes["LV"].value = False
-    assert scatter not in w.volume_view.figure.scatters and len(calls) == 2
+    assert scatter not in view.figure.scatters and view.n_point_updates == 2
     w.display_controls.structure_checkboxes["LV"].value = True
-    assert scatter in w.volume_view.figure.scatters
+    assert scatter in view.figure.scatters
     w.volume_view.toggle.value = False
+    w.wait_idle()
+    extracted = len(calls)
     w.next_patient_button.click()
-    assert len(calls) == 2
+    w.wait_idle()
+    assert view.n_point_updates == 2 and len(calls) == extracted  # collapsed: not even prefetched
     w.state.jump_to("demo009")
     w.state.set_phase("ES")
     w.volume_view.toggle.value = True
-    assert w.volume_view.figure.scatters == [w.volume_view._placeholder]
-    assert "lvsa_SR_ES" in w.volume_view.status.value
-    assert len(calls) == 2
+    assert view.figure.scatters == [view._placeholder]
+    assert "lvsa_SR_ES" in view.status.value
+    assert view.n_point_updates == 2
 
 
 def test_3d_never_shows_an_empty_scatter(root: Path) -> None:
@@ -413,9 +421,9 @@ def test_patient_switch_is_one_batch(widget: ReviewWidget, monkeypatch) -> None:
     seen = []
     real = w.slice_view.show_case
 
-    def spy(case, slice_index=None):
+    def spy(case, slice_index=None, **kwargs):
         seen.append([widget._holding_sync for widget in w._sync_widgets()])
-        return real(case, slice_index)
+        return real(case, slice_index, **kwargs)
 
     monkeypatch.setattr(w.slice_view, "show_case", spy)
     w.next_patient_button.click()

@@ -429,3 +429,31 @@ def test_queue_helpers_are_pure() -> None:
     assert queue.neighbour([1, 3], order, 1, -1) == 3
     assert queue.neighbour([], order, 1, +1) is None
     assert queue.patient_name("/data/ukbb/1000213") == "1000213"
+
+
+def test_statistics_follow_saves_like_the_store(root: Path) -> None:
+    """Counts kept one save at a time match the store's own statistics."""
+    state = make_state(root)
+    for index, decision in ((0, "accept"), (3, "reject"), (3, "finetune"), (5, None), (0, "unclassified")):
+        state.jump(index)
+        state.decide(decision)
+        state.toggle_phase()
+        state.decide("accept")
+    assert state.statistics().counts == state.dataset_obj.statistics().counts
+    assert state.statistics().percentages == state.dataset_obj.statistics().percentages
+    assert (state.n_decided, state.n_phases_decided) == (2, 5)
+
+
+def test_suspicion_order_and_flagged_filter_without_widgets(root: Path) -> None:
+    """The state alone ranks the broken demo cases first and filters to them once measured."""
+    state = make_state(root)
+    assert state.triage.wait()
+    assert state.triage.ready and state.triage.done == state.triage.total == 10
+    state.order = "suspicion"
+    first = {Path(state.patients[i]).name for i in state.queue[:5]}
+    assert first == set(DEMO_BROKEN)
+    state.filter = "flagged"
+    assert {Path(state.patients[i]).name for i in state.queue} == set(DEMO_BROKEN)
+    state.jump_to("demo009")
+    assert state.triage.wait() and "cannot read ES" in " ".join(state.triage.current.failed)
+    state.close()

@@ -46,7 +46,11 @@ FILTER_LABELS = {
     "reject": "Rejected",
     "finetune": "Fine-tune",
     "unclassified": "Unclassified",
+    "flagged": "Flagged (failed checks)",
 }
+PAGE_SIZE = 100
+"""Patients shown in the patient list at a time: a save or a move re-sends at most one page of
+labels, however large the dataset."""
 
 
 class LogPanel(VBox):
@@ -159,18 +163,23 @@ def _decide(state: Any, decision: str) -> Callable[[Any], Any]:
 
 
 class NavigationPanel(VBox):
-    """ED/ES switch, previous/next patient (wrapping), next undecided, filter, patient list, progress.
+    """ED/ES switch, previous/next patient (wrapping), next undecided, order, filter, patient list, progress.
+
+    The patient list shows the page of :data:`PAGE_SIZE` queue patients holding the current one;
+    the page buttons browse the others (the page follows the reviewer again on the next move).
 
     Attributes
     ----------
-    phase_toggle, prev_patient_button, next_patient_button, next_undecided_button, filter_dropdown,
-    patient_list, progress_bar, progress_label, patient_label
+    phase_toggle, prev_patient_button, next_patient_button, next_undecided_button, order_dropdown,
+    filter_dropdown, patient_list, prev_page_button, next_page_button, page_label, progress_bar,
+    progress_label, patient_label
     """
 
     def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
         self._state = state
         self._quiet = False
+        self._page_start: int | None = None  # set by the page buttons, cleared by a move
         self.patient_label = HTML("")
         self.phase_toggle = ToggleButtons(
             options=list(PHASES),
@@ -195,11 +204,20 @@ class NavigationPanel(VBox):
             tooltip="Next patient or phase without a decision (J)",
             layout=Layout(width="150px"),
         )
+        self.order_dropdown = Dropdown(
+            options=state.orders(), description="Order", layout=Layout(width="260px")
+        )
         self.filter_dropdown = Dropdown(
-            options=[(FILTER_LABELS[f], f) for f in FILTERS], description="Show", layout=Layout(width="220px")
+            options=[(FILTER_LABELS[f], f) for f in FILTERS], description="Show", layout=Layout(width="260px")
         )
         self.patient_list = Select(options=[], rows=10, layout=Layout(width="100%"))
         self.patient_list.add_class("cmrqc-patient-list")
+        self.prev_page_button = Button(icon="chevron-up", tooltip="Previous page of patients", layout=_icon())
+        self.next_page_button = Button(icon="chevron-down", tooltip="Next page of patients", layout=_icon())
+        self.page_label = HTML("")
+        self.page_row = HBox(
+            [self.prev_page_button, self.next_page_button, self.page_label], layout=Layout(display="none")
+        )
         self.progress_bar = IntProgress(
             value=0, min=0, max=1, bar_style="success", layout=Layout(width="160px")
         )
@@ -207,6 +225,9 @@ class NavigationPanel(VBox):
 
         link((state, "phase"), (self.phase_toggle, "value"))
         link((state, "filter"), (self.filter_dropdown, "value"))
+        link((state, "order"), (self.order_dropdown, "value"))
+        self.prev_page_button.on_click(guard(lambda _: self.turn_page(-1)))
+        self.next_page_button.on_click(guard(lambda _: self.turn_page(+1)))
         self.prev_patient_button.on_click(guard(lambda _: state.prev_patient()))
         self.next_patient_button.on_click(guard(lambda _: state.next_patient()))
         self.next_undecided_button.on_click(guard(lambda _: state.next_undecided()))
@@ -222,8 +243,10 @@ class NavigationPanel(VBox):
                 self.patient_label,
                 HBox([self.phase_toggle]),
                 self.button_row,
+                self.order_dropdown,
                 self.filter_dropdown,
                 self.patient_list,
+                self.page_row,
                 HBox([self.progress_bar, self.progress_label]),
             ],
             **kwargs,
@@ -246,18 +269,47 @@ class NavigationPanel(VBox):
         finally:
             self._quiet = False
 
+    def turn_page(self, direction: int) -> None:
+        """Show the next (``direction > 0``) or previous page of the patient list."""
+        start = self._page()[0]
+        total = len(self._state.queue)
+        self._page_start = (
+            min(max(start + direction * PAGE_SIZE, 0), max(total - 1, 0)) // PAGE_SIZE * PAGE_SIZE
+        )
+        self._refresh_list()
+
+    def _page(self) -> tuple[int, list[int]]:
+        """(first queue position, patient indices) of the page shown; the current patient is on it."""
+        state = self._state
+        queue = state.queue
+        here = state.patient_index
+        position = state.queue_position(here) if state.patients else 0
+        start = self._page_start if self._page_start is not None else position // PAGE_SIZE * PAGE_SIZE
+        page = list(queue[start : start + PAGE_SIZE])
+        if state.patients and not state.in_queue(here) and start <= position <= start + len(page):
+            page.insert(position - start, here)  # the current patient stays visible after leaving the filter
+        return start, page
+
     def _refresh_list(self, change: Any = None) -> None:
         state = self._state
-        shown = [i for i in state.queue if i < len(state.patients)]
-        if state.patients and state.patient_index not in shown:
-            shown = sorted([*shown, state.patient_index], key=state._order_list().index)
+        if change is not None and change.name == "patient_index":
+            self._page_start = None
+        start, shown = self._page()
         options = [(state.patient_label(i), i) for i in shown]
-        current = state.patient_index if state.patients else None
+        current = state.patient_index if state.patient_index in shown else None
         with self._programmatic():
             if options != list(self.patient_list.options):
                 self.patient_list.options = options
             if self.patient_list.value != current:
                 self.patient_list.value = current
+        total = len(state.queue)
+        if total > PAGE_SIZE:
+            self.page_label.value = f"<small>{start + 1}-{min(start + PAGE_SIZE, total)} of {total:,}</small>"
+            self.prev_page_button.disabled = start == 0
+            self.next_page_button.disabled = start + PAGE_SIZE >= total
+        display = None if total > PAGE_SIZE else "none"
+        if self.page_row.layout.display != display:
+            self.page_row.layout.display = display
 
     def _refresh_progress(self, change: Any = None) -> None:
         state = self._state
@@ -283,8 +335,11 @@ class NavigationPanel(VBox):
             self.patient_label,
             self.phase_toggle,
             self.patient_list,
+            self.page_label,
             self.progress_bar,
             self.progress_label,
+            self.order_dropdown,
+            self.filter_dropdown,
         ]
 
 
@@ -334,3 +389,7 @@ class CaseInfo(VBox):
     def sync_widgets(self) -> list[Any]:
         """Widgets a patient switch updates."""
         return [self.html]
+
+
+def _icon() -> Layout:
+    return Layout(width="36px")

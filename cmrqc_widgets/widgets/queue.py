@@ -6,14 +6,17 @@ Patients are indices into the dataset's patient list; ``decided`` maps a patient
 
 from __future__ import annotations
 
+import os
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from ..names import DECISIONS, PHASES
+from ..names import DECISIONS, NO_DECISION, PHASES
 
-FILTERS: tuple[str, ...] = ("all", "undecided", *DECISIONS)
-"""Which patients the queue holds: all, those with a phase still undecided, or by decision."""
+FILTERS: tuple[str, ...] = ("all", "undecided", *DECISIONS, "flagged")
+"""Which patients the queue holds: all, those with a phase still undecided, by decision, or those
+the automatic checks flagged (any failed check)."""
 
 Decided = Mapping[str, Mapping[str, Any]]
 
@@ -25,7 +28,7 @@ def word(decision: Any) -> str | None:
 
 def patient_name(key: str) -> str:
     """Short display name of a patient key (its folder name)."""
-    return Path(key).name or key
+    return os.path.basename(os.path.normpath(key)) or key
 
 
 def complete_order(order: Iterable[int], n: int) -> list[int]:
@@ -39,14 +42,41 @@ def complete_order(order: Iterable[int], n: int) -> list[int]:
     return kept + [i for i in range(n) if i not in seen]
 
 
-def matches(decided: Mapping[str, Any], rule: str) -> bool:
-    """Whether a patient with phase decisions ``decided`` belongs in the queue of filter ``rule``."""
+def matches(decided: Mapping[str, Any], rule: str, flagged: bool = False) -> bool:
+    """Whether a patient belongs in the queue of filter ``rule``.
+
+    Parameters
+    ----------
+    decided : mapping
+        The patient's phase decisions (``{"ED": Decision, ...}``).
+    rule : str
+        One of :data:`FILTERS`.
+    flagged : bool
+        Whether the automatic checks flagged the patient (only the ``"flagged"`` rule reads it).
+    """
     if rule == "all":
         return True
+    if rule == "flagged":
+        return flagged
     values = [word(decided.get(p)) for p in PHASES]
     if rule == "undecided":
         return None in values
     return rule in values
+
+
+def step(queue: Sequence[int], queue_ranks: Sequence[int], here: int, direction: int) -> int | None:
+    """The queue patient after (``direction > 0``) or before the rank ``here``, wrapping.
+
+    ``queue_ranks[k]`` is the rank in the order of ``queue[k]`` (ascending): a binary search, so
+    a move costs the same with ten or ten thousand patients.
+    """
+    if not queue:
+        return None
+    if direction > 0:
+        k = bisect_right(queue_ranks, here)
+        return queue[k] if k < len(queue) else queue[0]
+    k = bisect_left(queue_ranks, here) - 1
+    return queue[k] if k >= 0 else queue[-1]
 
 
 def neighbour(queue: Sequence[int], order: Sequence[int], index: int, direction: int) -> int | None:
@@ -54,18 +84,9 @@ def neighbour(queue: Sequence[int], order: Sequence[int], index: int, direction:
 
     ``index`` need not be in the queue (a patient that left a filter after being decided).
     """
-    if not queue:
-        return None
     rank = {p: r for r, p in enumerate(order)}
-    here = rank.get(index, -1)
     ranked = sorted((rank[p], p) for p in queue if p in rank)
-    if not ranked:
-        return None
-    if direction > 0:
-        after = [p for r, p in ranked if r > here]
-        return after[0] if after else ranked[0][1]
-    before = [p for r, p in ranked if r < here]
-    return before[-1] if before else ranked[-1][1]
+    return step([p for _, p in ranked], [r for r, _ in ranked], rank.get(index, -1), direction)
 
 
 def next_undecided(
@@ -89,11 +110,26 @@ def next_undecided(
     return None
 
 
+def decided_phases(decided: Mapping[str, Any]) -> int:
+    """How many phases of one patient have a decision."""
+    return sum(word(decided.get(p)) is not None for p in PHASES)
+
+
 def progress(patients: Iterable[str], decided: Decided) -> tuple[int, int]:
     """(patients with every phase decided, patient phases decided)."""
     both = phases = 0
     for key in patients:
-        n = sum(word(decided.get(key, {}).get(p)) is not None for p in PHASES)
+        n = decided_phases(decided.get(key, {}))
         phases += n
         both += n == len(PHASES)
     return both, phases
+
+
+def phase_counts(patients: Iterable[str], decided: Decided) -> dict[str, Counter[str]]:
+    """``{"ED": Counter(decision or "none": n), "ES": ...}`` over ``patients`` (for ``Statistics``)."""
+    counts: dict[str, Counter[str]] = {p: Counter() for p in PHASES}
+    for key in patients:
+        mine = decided.get(key, {})
+        for p in PHASES:
+            counts[p][word(mine.get(p)) or NO_DECISION] += 1
+    return counts

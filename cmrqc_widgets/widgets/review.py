@@ -3,12 +3,18 @@
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
 is a thin view linked to it. Layout::
 
-    header:   title · error banner · metrics_area (an empty slot for the case metrics strip)
+    header:   title · error banner · metrics_area (the metrics strip of the current case)
     left:     slice viewer (MRI + overlay | labels) · slice controls · display controls ·
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
-    right:    navigation (phase, prev/next, next undecided, filter, patient list, progress) · stats
+    right:    navigation (phase, prev/next, next undecided, order, filter, patient list, progress) ·
+              stats
     footer:   help line of the keys · log
+
+A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
+volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
+background, so the switch itself takes a few milliseconds. Slice moves are painted in the browser
+and touch nothing here.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from traitlets import link
 
 from . import keys as keymap
 from .controls import DisplayControls, SliceControls
+from .metrics_strip import MetricsStrip
 from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
-from .slice_viewer import SliceViewer
-from .state import ReviewState
+from .slice_viewer import SliceViewer, pack_case
+from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
 
@@ -42,7 +49,7 @@ class ReviewWidget(VBox):
     dataset : str, optional
         Dataset file to open; by default the one used last, else the first.
     cache_mb : float
-        Memory for decoded cases (the current, previous and next patients are kept).
+        Most memory for decoded cases (the current, previous and next patients are kept).
     layout : str or Layout, optional
         Case file layout; detected per patient when omitted.
     show_3d : bool
@@ -64,7 +71,7 @@ class ReviewWidget(VBox):
         root: Any = None,
         user: str | None = None,
         dataset: str | None = None,
-        cache_mb: float = 512,
+        cache_mb: float = DEFAULT_CACHE_MB,
         *,
         layout: Any = None,
         show_3d: bool = False,
@@ -88,7 +95,8 @@ class ReviewWidget(VBox):
         self.stats = StatsPanel(st, guard=guard)
         self.title = HTML("")
         self.banner = HTML("")
-        self.metrics_area = HBox([], layout=Layout(width="100%"))  # slot for the case metrics strip
+        self.metrics_strip = MetricsStrip(st.triage, guard=guard)
+        self.metrics_area = HBox([self.metrics_strip], layout=Layout(width="100%"))
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
         for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
@@ -98,6 +106,8 @@ class ReviewWidget(VBox):
         st.observe(guard(self._show_case), "case_serial")
         st.observe(guard(self._show_title), ["dataset", "error"])
         st.add_batch_hook(self._hold_all)
+        st.prefetcher.add_task("pack", pack_case)
+        st.prefetcher.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
         self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
         self.key_area.add_class("cmrqc-key-area")
@@ -212,6 +222,16 @@ class ReviewWidget(VBox):
         return self.log_panel.output
 
     @property
+    def order_dropdown(self) -> Any:
+        """Order of the queue: file order or most suspicious first."""
+        return self.navigation.order_dropdown
+
+    @property
+    def triage(self) -> Any:
+        """The automatic checks of the current case and the dataset (see ``state.triage``)."""
+        return self.state.triage
+
+    @property
     def stats_image(self) -> Any:
         """Pie chart of the decisions of the open dataset (PNG)."""
         return self.stats.stats_image
@@ -234,14 +254,21 @@ class ReviewWidget(VBox):
         """Reset the window/level to the robust default of the current case."""
         self.state.window = list(self.slice_view.default_window)
 
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until the background work is done: the neighbours prepared, the checks measured.
+
+        For scripts, tests and benchmarks; in a kernel everything arrives by itself. Returns False
+        on timeout.
+        """
+        prepared = self.state.prefetcher.wait(timeout)
+        return self.state.triage.wait(timeout) and prepared
+
     def close(self) -> None:
-        """Save a pending comment, release the dataset and close all widgets."""
+        """Save a pending comment, release the dataset, stop the background threads, close all widgets."""
         state = getattr(self, "state", None)
         if state is not None:
             with contextlib.suppress(Exception):
-                state.commit_comment()
-                if state.dataset_obj is not None:
-                    state.dataset_obj.close()
+                state.close()
         if hasattr(self, "log_panel"):
             self.log_panel.detach()
         for event in getattr(self, "_key_events", []):
@@ -251,11 +278,19 @@ class ReviewWidget(VBox):
     # ------------------------------------------------------------------------------------------
     def _show_case(self, change: Any = None) -> None:
         st = self.state
-        if st.case is not None:
-            self.slice_view.show_case(st.case, slice_index=st.slice)
+        case, points = st.case, None
+        if case is not None:
+            folder = st.patient_dir()
+            packed = st.prefetcher.take("pack", case, folder, st.phase)
+            if packed is None:  # the reviewer was faster than the prefetch
+                packed = pack_case(case)
+                st.prefetcher.put("pack", case, folder, st.phase, packed)
+            self.slice_view.show_case(case, slice_index=st.slice, packed=packed)
+            if self.volume_view.expanded:
+                points = st.prefetcher.take("points", case, folder, st.phase)
         else:
             self.slice_view.show_message(st.error or "Nothing to show.")
-        self.volume_view.show_case(st.case, st.error)
+        self.volume_view.show_case(case, st.error, points=points)
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state
@@ -275,6 +310,7 @@ class ReviewWidget(VBox):
             self.slice_view,
             self.title,
             self.banner,
+            *self.metrics_strip.sync_widgets(),
             *self.slice_controls.sync_widgets(),
             *self.display_controls.sync_widgets(),
             *self.decision_bar.sync_widgets(),

@@ -12,8 +12,10 @@ Arrays are indexed ``[slice, row, col]`` in display orientation (see ``cmrqc_wid
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +47,68 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-def pack_volume(
-    image: np.ndarray, labels: np.ndarray | None, label_map: Mapping[str, int]
-) -> tuple[bytes, bytes, list[int], list[float]]:
+Packed = tuple[bytes, bytes, list[int], list[float]]
+"""What :func:`pack_volume` returns: (image bytes, labels bytes, shape, default window)."""
+
+PERCENTILE_SAMPLE = 1 << 20
+"""Volumes larger than this many voxels take their percentiles from an even subsample of about
+this size (the same figures to a fraction of a grey level, ten times faster on 256x256x80)."""
+
+PARALLEL_DEFLATE_BYTES = 2_000_000
+"""Streams at least this large are compressed in two halves on two threads (see :func:`deflate`)."""
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def deflate(data: bytes | memoryview, level: int = ZLIB_LEVEL) -> bytes:
+    """zlib stream of ``data``, as ``zlib.compress`` writes it, faster on large data.
+
+    Large data is compressed as two independent raw deflate halves on two threads (zlib releases
+    the GIL), the first ended by a sync flush, joined under one zlib header and the Adler-32 of
+    the whole: one valid zlib stream, a few bytes larger, as ``pigz`` does.
+    """
+    global _pool
+    view = memoryview(data).cast("B")
+    if len(view) < PARALLEL_DEFLATE_BYTES:
+        return zlib.compress(view, level)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="cmrqc-deflate")
+    half = len(view) // 2
+    second = _pool.submit(_raw_deflate, view[half:], level, True)
+    first = _raw_deflate(view[:half], level, False)
+    return b"\x78\x01" + first + second.result() + struct.pack(">I", zlib.adler32(view))
+
+
+def _raw_deflate(view: memoryview, level: int, final: bool) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(view) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+def structure_codes(
+    labels: np.ndarray | None, shape: tuple[int, ...], label_map: Mapping[str, int]
+) -> np.ndarray:
+    """uint8 structure codes of raw label values (see :func:`pack_volume`), through a lookup table."""
+    if labels is None:
+        return np.zeros(shape, np.uint8)
+    labels = np.asarray(labels)
+    known = {int(v): 1 + STRUCTURES.index(n) for n, v in label_map.items() if n in STRUCTURES and v != 0}
+    if labels.dtype.kind in "ui" and labels.size:
+        low, high = (0, 255) if labels.dtype == np.uint8 else (int(labels.min()), int(labels.max()))
+        if low >= 0 and high < 65536:
+            lut = np.full(high + 1, UNKNOWN_CODE, np.uint8)
+            lut[0] = 0
+            for value, code in known.items():
+                if 0 < value <= high:
+                    lut[value] = code
+            return lut[labels]
+    codes = np.zeros(shape, np.uint8)
+    codes[labels != 0] = UNKNOWN_CODE
+    for value, code in known.items():
+        codes[labels == value] = code
+    return codes
+
+
+def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping[str, int]) -> Packed:
     """Pack one phase of a case for the browser.
 
     Parameters
@@ -78,33 +139,39 @@ def pack_volume(
     if labels is not None and np.shape(labels) != image.shape:
         raise ValueError(f"The labels shape {np.shape(labels)} does not match the image shape {image.shape}.")
 
-    data = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-    q = np.percentile(data, [*SCALE_PERCENTILES, *WINDOW_PERCENTILES]) if data.size else np.zeros(4)
+    data = image.astype(np.float32, copy=False)
+    if data.size and not np.isfinite(data.sum(dtype=np.float64)):
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+    sample = data.ravel()[:: max(1, data.size // PERCENTILE_SAMPLE)]
+    q = np.percentile(sample, [*SCALE_PERCENTILES, *WINDOW_PERCENTILES]) if data.size else np.zeros(4)
     lo, hi = float(q[0]), float(q[1])
     if hi <= lo:  # flat image: anything maps to 0
         hi = lo + 1.0
     gain = 255.0 / (hi - lo)
-    scaled = np.clip((data - lo) * gain, 0, 255).round().astype(np.uint8)
+    scaled = np.subtract(data, np.float32(lo), dtype=np.float32)
+    scaled *= np.float32(gain)
+    np.clip(scaled, 0, 255, out=scaled)
+    np.rint(scaled, out=scaled)
+    pixels = scaled.astype(np.uint8)
+    del scaled
 
     w_low = float(np.clip((q[2] - lo) * gain, 0, 255))
     w_high = float(np.clip((q[3] - lo) * gain, 0, 255))
     if w_high - w_low < 1.0:
         w_low, w_high = 0.0, 255.0
 
-    codes = np.zeros(image.shape, np.uint8)
-    if labels is not None:
-        labels = np.asarray(labels)
-        codes[labels != 0] = UNKNOWN_CODE
-        for name, value in label_map.items():
-            if name in STRUCTURES and value != 0:
-                codes[labels == value] = 1 + STRUCTURES.index(name)
-
+    codes = structure_codes(labels, image.shape, label_map)
     return (
-        zlib.compress(scaled.tobytes(), ZLIB_LEVEL),
-        zlib.compress(codes.tobytes(), ZLIB_LEVEL),
+        deflate(pixels),
+        deflate(codes),
         [int(n) for n in image.shape],
         [round(w_low, 2), round(w_high, 2)],
     )
+
+
+def pack_case(case: Any) -> Packed:
+    """:func:`pack_volume` of a case (anything with ``image``, ``labels`` and ``label_map``)."""
+    return pack_volume(case.image, case.labels, case.label_map)
 
 
 def view_length(shape: list[int] | tuple[int, ...], view: str) -> int:
@@ -197,7 +264,7 @@ class SliceViewer(anywidget.AnyWidget):
         # Re-validate against the new view length; the validator does the clamping.
         self.slice_index = self.slice_index
 
-    def show_case(self, case: Any, slice_index: int | None = None) -> None:
+    def show_case(self, case: Any, slice_index: int | None = None, packed: Packed | None = None) -> None:
         """Send one phase of a case to the browser in a single message.
 
         Parameters
@@ -206,8 +273,10 @@ class SliceViewer(anywidget.AnyWidget):
             Anything with ``image`` (slices, rows, cols), ``labels``, ``label_map`` and ``spacing``.
         slice_index : int, optional
             Slice to show; by default the current index, clamped to the new volume.
+        packed : tuple, optional
+            :func:`pack_case` of ``case`` when already computed (e.g. by the prefetch).
         """
-        image_bytes, labels_bytes, shape, window = pack_volume(case.image, case.labels, case.label_map)
+        image_bytes, labels_bytes, shape, window = packed if packed is not None else pack_case(case)
         index = self.slice_index if slice_index is None else slice_index
         with self.hold_sync():
             self.image = image_bytes

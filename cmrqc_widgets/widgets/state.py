@@ -11,6 +11,10 @@ traits. The state can be driven without any widget (tests, scripts)::
 
 Observers react to a change of ``dataset``, ``patient_index``, ``phase``, ``view``, ``filter``
 and ``order`` by setting *other* traits; no observer writes back into the trait it observes.
+
+Off the hot path, two background threads help: :class:`~cmrqc_widgets.widgets.prefetch.Prefetcher`
+prepares the neighbours' cases (the review widget registers its packing and 3D tasks there), and
+:class:`~cmrqc_widgets.widgets.triage.Triage` measures the automatic checks (``state.triage``).
 """
 
 from __future__ import annotations
@@ -29,19 +33,26 @@ from traitlets import Int, List, TraitError, Unicode, observe, validate
 from ..errors import CaseError, CmrqcError, DatasetError, InvalidNameError
 from ..names import DECISIONS, PHASES, check_phase
 from . import queue as queue_rules
-from .queue import FILTERS, patient_name, word
+from .prefetch import Prefetcher
+from .queue import patient_name, word
+from .review_queue import QueueState
 from .settings import VIEWS, ViewSettings, recall, remember
+from .triage import Triage
 
 log = logging.getLogger(__name__)
 
-OrderFunction = Callable[["ReviewState"], list[int]]
+DEFAULT_CACHE_MB = 160.0
+"""Most memory for decoded cases: the current, previous and next patients (both phases) of a
+256x256x80 stack take ~160 MB (26 MB per case)."""
+
+CASES_KEPT = 8
+"""The cache holds about this many cases (current, previous and next patients, both phases, plus
+two), and at least :data:`MIN_CACHE_MB`, within ``cache_mb``: small cases do not fill 160 MB."""
+
+MIN_CACHE_MB = 32.0
 
 
-def _file_order(state: ReviewState) -> list[int]:
-    return list(range(len(state.patients)))
-
-
-class ReviewState(ViewSettings):
+class ReviewState(QueueState, ViewSettings):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -55,9 +66,10 @@ class ReviewState(ViewSettings):
     store : QCStore, optional
         An existing store (``root`` and ``user`` are then ignored).
     cache : CaseCache, optional
-        An existing case cache; default a new one of ``cache_mb`` megabytes.
+        An existing case cache; default a new one bounded by ``cache_mb``.
     cache_mb : float
-        Size of the case cache when ``cache`` is not given.
+        Most memory for decoded cases when ``cache`` is not given; the cache keeps about
+        :data:`CASES_KEPT` cases (at least 32 MB) within it.
     layout : str or Layout, optional
         File layout of the cases; detected per patient when omitted.
     remember : bool
@@ -82,13 +94,7 @@ class ReviewState(ViewSettings):
     saved_at = Unicode("", help="'saved 12:03:41' after the last save.")
     revision = Int(0, help="Increments after every save (views of the decisions refresh on it).")
 
-    # -- queue ---------------------------------------------------------------------------------
-    filter = Unicode("all", help="One of FILTERS.")
-    order = Unicode("file", help="Order of the queue; 'file' or a registered order.")
-    queue = List(Int(), help="Patient indices matching `filter`, in `order`.")
-    n_decided = Int(0, help="Patients with both phases decided.")
-    n_phases_decided = Int(0, help="Patient phases with a decision.")
-    n_total = Int(0, help="Patients in the dataset.")
+    # filter, order, queue and progress: see QueueState
 
     def __init__(
         self,
@@ -98,7 +104,7 @@ class ReviewState(ViewSettings):
         *,
         store: Any = None,
         cache: Any = None,
-        cache_mb: float = 512,
+        cache_mb: float = DEFAULT_CACHE_MB,
         layout: Any = None,
         remember: bool = True,
         **kwargs: Any,
@@ -108,17 +114,24 @@ class ReviewState(ViewSettings):
             from ..store import QCStore
 
             store = QCStore(root, user)
+        self._cache_limit = None
         if cache is None:
             from ..cases import CaseCache
 
-            cache = CaseCache(max_mb=cache_mb)
+            cache = CaseCache(max_mb=MIN_CACHE_MB)
+            self._cache_limit = cache_mb * 1e6  # grown to CASES_KEPT cases as they load
         self.store = store
         self.cache = cache
         self.layout = layout
         self.remember = remember
         self.dataset_obj: Any = None
         self._decisions: dict[str, dict[str, Any]] = {}
-        self._orders: dict[str, OrderFunction] = {"file": _file_order}
+        self._init_queue()
+        self.prefetcher = Prefetcher(cache)
+        self.triage = Triage(layout=layout, busy=self.prefetcher.busy)
+        self.triage.batch = self.batch
+        self.triage.on_publish = self._on_suspicion
+        self.register_order("suspicion", lambda state: state.triage.ranking())
         self._batch_hooks: list[Callable[[], AbstractContextManager[Any]]] = []
         self._comment_key: tuple[Any, str, str] | None = None
         self._stored_comment = ""
@@ -159,18 +172,6 @@ class ReviewState(ViewSettings):
         except InvalidNameError as exc:
             raise TraitError(str(exc)) from exc
 
-    @validate("filter")
-    def _check_filter(self, proposal: Any) -> str:
-        if proposal.value not in FILTERS:
-            raise TraitError(f"Filter {proposal.value!r} is not one of {list(FILTERS)}.")
-        return proposal.value
-
-    @validate("order")
-    def _check_order(self, proposal: Any) -> str:
-        if proposal.value not in self._orders:
-            raise TraitError(f"Order {proposal.value!r} is not one of {sorted(self._orders)}.")
-        return proposal.value
-
     @validate("decision")
     def _check_decision(self, proposal: Any) -> str:
         if proposal.value not in ("", *DECISIONS):
@@ -199,10 +200,6 @@ class ReviewState(ViewSettings):
     def _on_view(self, change: Any) -> None:
         self.n_slices = self._view_length()
         self.slice = self.n_slices // 2
-
-    @observe("filter", "order")
-    def _on_queue_rule(self, change: Any) -> None:
-        self._update_queue()
 
     # ------------------------------------------------------------------------------------------
     # batching of view updates
@@ -275,11 +272,11 @@ class ReviewState(ViewSettings):
                 error = f"No patients in {name}: the dataset file lists none."
             self._dataset_error = error
             self._shown = None
+            dataset_path = self.dataset_obj.path if self.dataset_obj is not None else None
+            self.triage.start(patients, self.patient_dir, dataset_path)
             with self.hold_trait_notifications():  # observers see patients and queue agree
                 self.patients = patients
-                self.n_total = len(patients)
-                self._update_queue()
-                self._update_progress()
+                self._reset_counts()
             start = patients.index(patient) if patient in patients else 0
             if self.patient_index != start:
                 self.patient_index = start  # the observer shows the case
@@ -317,9 +314,6 @@ class ReviewState(ViewSettings):
             self.notice = "No patients match the filter." if self.patients else ""
             return
         self.jump(target)
-
-    def _neighbour(self, direction: int) -> int | None:
-        return queue_rules.neighbour(self.queue, self._order_list(), self.patient_index, direction)
 
     def next_undecided(self) -> bool:
         """Go to the next patient and phase without a decision (in queue order, wrapping).
@@ -393,6 +387,7 @@ class ReviewState(ViewSettings):
         except (DatasetError, OSError) as exc:
             self.notice = f"Not saved: {exc}"
             return False
+        before = dict(self._decisions.get(patient, {}))
         self._decisions.setdefault(patient, {})[phase] = saved
         with self.batch():
             if key == self._comment_key:
@@ -401,46 +396,27 @@ class ReviewState(ViewSettings):
                 self.decision = word(saved) or ""
             self.saved_at = "saved " + time.strftime("%H:%M:%S")
             self.notice = ""
-            self._update_queue()
-            self._update_progress()
+            if dataset is self.dataset_obj:
+                self._account(patient, before, self._decisions[patient])
             self.revision += 1
         return True
 
-    def decisions_of(self, patient: str) -> dict[str, str]:
-        """``{"ED": decision or "", "ES": ...}`` of ``patient`` as last read or saved."""
-        decided = self._decisions.get(patient, {})
-        return {p: word(decided.get(p)) or "" for p in PHASES}
+    def _on_suspicion(self) -> None:
+        """The triage published a new ranking: re-sort and re-filter if the queue depends on it."""
+        if self._uses_suspicion() and self.patients:
+            with self.batch():
+                self.refresh_queue()
+            self._prefetch()
 
-    def patient_label(self, index: int) -> str:
-        """One line for the patient list: name and the ED and ES decisions."""
-        key = self.patients[index]
-        d = self.decisions_of(key)
-        return f"{patient_name(key)}  ·  ED {d['ED'] or '—'}  ·  ES {d['ES'] or '—'}"
-
-    def statistics(self) -> Any:
-        """Statistics of the open dataset (None when no dataset is open)."""
-        return None if self.dataset_obj is None else self.dataset_obj.statistics()
-
-    # ------------------------------------------------------------------------------------------
-    # queue order (the triage issue registers "suspicion")
-    def register_order(self, name: str, function: OrderFunction) -> None:
-        """Add a queue order: ``function(state)`` returns all patient indices, first reviewed first."""
-        self._orders[name] = function
-
-    def _order_list(self) -> list[int]:
-        return queue_rules.complete_order(self._orders[self.order](self), len(self.patients))
-
-    def _update_queue(self) -> None:
-        queue = [
-            i
-            for i in self._order_list()
-            if queue_rules.matches(self._decisions.get(self.patients[i], {}), self.filter)
-        ]
-        if queue != self.queue:
-            self.queue = queue
-
-    def _update_progress(self) -> None:
-        self.n_decided, self.n_phases_decided = queue_rules.progress(self.patients, self._decisions)
+    def close(self) -> None:
+        """Save a pending comment, write the dataset file and stop the background threads."""
+        with contextlib.suppress(Exception):
+            self.commit_comment()
+        if self.dataset_obj is not None:
+            with contextlib.suppress(Exception):
+                self.dataset_obj.close()
+        self.triage.close()
+        self.prefetcher.close()
 
     # ------------------------------------------------------------------------------------------
     # loading the current case
@@ -466,6 +442,8 @@ class ReviewState(ViewSettings):
             self._load_case(reset_slice=reset_slice)
             self._arrived = time.monotonic()
             self.notice = ""
+            if reset_slice or self.triage.current_patient != self.patient:
+                self.triage.show(self.patient, self.patient_dir() if self.patient else None)
         self._prefetch()
         if self.remember and self.dataset_obj is not None and self.dataset:
             remember(self.store.folder, self.dataset, self.patient)
@@ -480,6 +458,9 @@ class ReviewState(ViewSettings):
             except Exception as exc:  # a bug or an unexpected file problem: show it, keep going
                 log.exception("Loading %s %s failed", self.patient, self.phase)
                 error = f"The {self.phase} case of {self.patient} could not be loaded: {exc}"
+        if case is not None and self._cache_limit is not None:
+            wanted = max(MIN_CACHE_MB * 1e6, CASES_KEPT * case.nbytes)
+            self.cache.max_bytes = int(max(self.cache.max_bytes, min(self._cache_limit, wanted)))
         self.case = case
         self.error = error
         self.n_slices = self._view_length()
@@ -498,11 +479,18 @@ class ReviewState(ViewSettings):
         if not self.patient:
             return
         try:
-            other = tuple(p for p in PHASES if p != self.phase)
-            self.cache.prefetch(self.patient_dir(), other, self.layout)
+            here, other = self.patient_dir(), next(p for p in PHASES if p != self.phase)
+            self.cache.prefetch(here, (other,), self.layout)
+            items = []
             for direction in (+1, -1):
                 i = self._neighbour(direction)
                 if i is not None and i != self.patient_index:
-                    self.cache.prefetch(self.patient_dir(self.patients[i]), PHASES, self.layout)
+                    folder = self.patient_dir(self.patients[i])
+                    self.cache.prefetch(folder, PHASES, self.layout)
+                    items.append((folder, self.phase))
+                    items.append((folder, other))
+            # The next patient in this phase is the likeliest next view; the other phase here next.
+            items.insert(1 if items else 0, (here, other))
+            self.prefetcher.schedule(dict.fromkeys(items), self.layout)
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")

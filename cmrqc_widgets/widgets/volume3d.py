@@ -4,7 +4,8 @@ Cost control, because 50,000 ``box`` markers rotate at ~1.5 frames/s under softw
 
 - collapsed (the default) the panel costs nothing: no point extraction, and ipyvolume (about
   1.7 s to import) is not even imported until the reviewer first presses "Show 3D";
-- the points are updated when the patient or phase changes, never on a slice change;
+- the points are updated when the patient or phase changes, never on a slice change, and are
+  usually extracted ahead by the prefetch (:meth:`Volume3DPanel.points_for` in the background);
 - one ``Scatter`` per structure with one solid colour, so only coordinates travel (float32).
 
 The figure is built explicitly (``Figure(scatters=[Scatter(...)])``), never through the global
@@ -59,7 +60,7 @@ class Volume3DPanel(VBox):
     scatters : dict[str, ipyvolume.Scatter]
         One per structure.
     n_point_updates : int
-        How many times points were extracted (tests check that slice moves never do it).
+        How many times new points were drawn (tests check that slice moves never do it).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class Volume3DPanel(VBox):
         self.scatters: dict[str, Any] = {}
         self.n_point_updates = 0
         self._case: Any = None
+        self._points: Any = None
         self._message = ""
         self._drawn: Any = None
         self._visible: list[str] = list(STRUCTURES)
@@ -101,14 +103,22 @@ class Volume3DPanel(VBox):
         """Whether the 3D view is shown."""
         return bool(self.toggle.value)
 
-    def show_case(self, case: Any, message: str = "") -> None:
-        """Show ``case`` (or ``message`` when it is None); points are computed only when expanded."""
+    def show_case(self, case: Any, message: str = "", points: Any = None) -> None:
+        """Show ``case`` (or ``message`` when it is None); points are computed only when expanded.
+
+        ``points`` are :meth:`points_for` of ``case`` when already extracted (by the prefetch).
+        """
         self._case = case
+        self._points = points
         self._message = message
         if self.expanded:
             self._draw()
         else:
             self.status.value = ""
+
+    def points_for(self, case: Any) -> Any:
+        """The points this panel draws for ``case`` (thread-safe: the prefetch calls it)."""
+        return case_points(case, cap=self.cap)
 
     def set_visible(self, structures: list[str]) -> None:
         """Show only ``structures`` (cheap: changes the figure's scatter list, no new points)."""
@@ -194,7 +204,8 @@ class Volume3DPanel(VBox):
             return
         if self._case is self._drawn:
             return
-        points = case_points(self._case, cap=self.cap)
+        points = self._points if self._points is not None else self.points_for(self._case)
+        self._points = None
         self.n_point_updates += 1
         self._drawn = self._case
         xyz = points.xyz.astype(np.float32, copy=False)

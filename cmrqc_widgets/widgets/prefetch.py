@@ -1,0 +1,171 @@
+"""Prepare the neighbours' cases in the background, so a patient switch only sends bytes.
+
+The case cache reads the next and previous patients' files ahead (``CaseCache.prefetch``); the
+:class:`Prefetcher` goes one step further in its own thread: it takes each neighbour case from
+the cache and runs the registered tasks on it, e.g. packing the volume for the slice viewer and
+extracting the 3D points. A switch then finds the result ready (:meth:`Prefetcher.take`), waits
+for it if it is being computed, or computes it itself when the reviewer was faster than the
+prefetch. Results are kept for the last few cases only, and only for the very case object they
+were computed from (a re-read case is prepared again).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+IDLE_EXIT = 10.0
+"""Seconds the thread waits for work before it ends (the next schedule starts another)."""
+
+KEEP = 12
+"""Results kept (per task): current, previous and next patients, both phases, and some slack."""
+
+
+class Prefetcher:
+    """One background thread preparing the neighbours' cases with registered tasks.
+
+    Parameters
+    ----------
+    cache : CaseCache
+        Where the cases come from (``get`` waits for the cache's own prefetch of that case).
+    keep : int
+        Results kept per task, least recently used dropped first.
+
+    Attributes
+    ----------
+    n_prepared : dict[str, int]
+        How many results each task computed in the background (tests read it).
+    """
+
+    def __init__(self, cache: Any, keep: int = KEEP) -> None:
+        self.cache = cache
+        self.keep = keep
+        self.n_prepared: dict[str, int] = {}
+        self._tasks: dict[str, tuple[Callable[[Any], Any], Callable[[], bool]]] = {}
+        self._cv = threading.Condition()
+        self._todo: list[tuple[Path, str]] = []
+        self._layout: Any = None
+        self._results: OrderedDict[tuple[str, str, str], tuple[weakref.ref[Any], Any]] = OrderedDict()
+        self._running: tuple[str, str, str] | None = None
+        self._working = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def add_task(
+        self, name: str, function: Callable[[Any], Any], enabled: Callable[[], bool] | None = None
+    ) -> None:
+        """Run ``function(case)`` on every prefetched case (while ``enabled()`` is true)."""
+        with self._cv:
+            self._tasks[name] = (function, enabled or (lambda: True))
+            self.n_prepared.setdefault(name, 0)
+            self._start()
+
+    def schedule(self, items: Iterable[tuple[Path, str]], layout: Any = None) -> None:
+        """Prepare these (patient folder, phase) cases, first first; forgets the previous list."""
+        with self._cv:
+            self._todo = list(items)
+            self._layout = layout
+            self._cv.notify_all()
+            self._start()
+
+    def _start(self) -> None:
+        """Start the thread if there is work and none runs (call with the lock held)."""
+        if self._tasks and self._todo and (self._thread is None or not self._thread.is_alive()):
+            self._closed = False
+            self._thread = threading.Thread(target=self._run, name="cmrqc-prepare", daemon=True)
+            self._thread.start()
+
+    def take(self, name: str, case: Any, patient_dir: Path, phase: str) -> Any | None:
+        """The result of task ``name`` for ``case``: ready, waited for, or None (compute it yourself)."""
+        key = (str(patient_dir), phase, name)
+        with self._cv:
+            while self._running == key:
+                self._cv.wait()
+            entry = self._results.get(key)
+            if entry is not None and entry[0]() is case:
+                self._results.move_to_end(key)
+                return entry[1]
+        return None
+
+    def put(self, name: str, case: Any, patient_dir: Path, phase: str, value: Any) -> None:
+        """Keep a result computed on the main thread (going back to a patient finds it)."""
+        with self._cv:
+            self._store((str(patient_dir), phase, name), case, value)
+
+    def busy(self) -> bool:
+        """True while there is work left."""
+        with self._cv:
+            return bool(self._todo) or self._working
+
+    def wait(self, timeout: float = 30.0) -> bool:
+        """Block until the list is done (tests, benchmarks); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._todo and not self._working, timeout)
+
+    def clear(self) -> None:
+        """Forget every result and the pending list."""
+        with self._cv:
+            self._todo = []
+            self._results.clear()
+
+    def close(self) -> None:
+        """Stop the thread (pending work is dropped)."""
+        with self._cv:
+            self._closed = True
+            self._todo = []
+            self._results.clear()
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------------------------------
+    def _store(self, key: tuple[str, str, str], case: Any, value: Any) -> None:
+        self._results[key] = (weakref.ref(case), value)
+        self._results.move_to_end(key)
+        while len(self._results) > self.keep * max(len(self._tasks), 1):
+            self._results.popitem(last=False)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._todo and not self._closed:
+                    self._working = False
+                    self._cv.notify_all()
+                    if not self._cv.wait(IDLE_EXIT) and not self._todo:
+                        self._thread = None  # idle: end (a forgotten screen can be collected)
+                        return
+                if self._closed:
+                    self._working = False
+                    self._cv.notify_all()
+                    return
+                patient_dir, phase = self._todo.pop(0)
+                layout = self._layout
+                self._working = True
+            try:
+                case = self.cache.get(patient_dir, phase, layout)
+            except Exception:  # shown (with its sentence) when the reviewer gets there
+                continue
+            for name, (function, enabled) in list(self._tasks.items()):
+                key = (str(patient_dir), phase, name)
+                with self._cv:
+                    entry = self._results.get(key)
+                    if self._closed or not enabled() or (entry is not None and entry[0]() is case):
+                        continue
+                    self._running = key
+                try:
+                    value = function(case)
+                except Exception:
+                    log.debug("Preparing %s %s (%s) failed", patient_dir, phase, name, exc_info=True)
+                    value = None
+                with self._cv:
+                    self._running = None
+                    if value is not None:
+                        self._store(key, case, value)
+                        self.n_prepared[name] += 1
+                    self._cv.notify_all()
+            del case

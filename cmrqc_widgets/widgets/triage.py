@@ -1,0 +1,546 @@
+"""Triage in the review screen: the current case's metrics, and suspicion for the whole dataset.
+
+Where the numbers come from
+---------------------------
+- **The metrics strip** of the current patient: :func:`cmrqc_widgets.metrics.metrics_for_patient`
+  (both phases), measured in a background thread the first time the patient is shown and kept
+  for the session. A patient switch never waits for it: the strip says "measuring…" and fills a
+  moment later.
+- **Suspicion of the whole dataset** (the order "most suspicious first" and the filter "flagged"):
+  read from ``<dataset stem>.metrics.csv`` next to the dataset file in the reviewer's folder
+  when ``cmrqc metrics`` wrote one there, e.g.
+  ``cmrqc metrics cohort.json --out ~/cmrqc/users/alice/cohort.metrics.csv``; every patient that
+  file does not cover is measured in the background, once per dataset and session, while the
+  reviewer works. The thread steps aside while the neighbours are prefetched and just after each
+  patient move, so it never slows a switch. Until every patient is known the screen says
+  "computing suspicion… n/N"; then the queue is re-sorted.
+
+Threads never touch traits or widgets. Their results are handed to the main thread: inside a
+kernel through its event loop (between two messages); elsewhere on the next :meth:`Triage.apply`,
+which the review state calls on every patient move and :meth:`Triage.wait` calls after joining
+the worker (scripts and tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from traitlets import Any as AnyTrait
+from traitlets import Bool, HasTraits, Int, Unicode
+
+from ..metrics import DEFAULT_WEIGHTS, CaseReport, Thresholds, metrics_for_patient
+from ..names import PHASES
+
+log = logging.getLogger(__name__)
+
+METRICS_SUFFIX = ".metrics.csv"
+"""``<dataset stem>.metrics.csv`` next to a dataset file holds its metrics, if ``cmrqc metrics``
+wrote them there."""
+
+PAUSE_AFTER_MOVE = 0.3
+"""Seconds the dataset-wide measuring stays out of the way after each patient move."""
+
+IDLE_EXIT = 10.0
+"""Seconds a worker thread waits for work before it ends (a new request starts another)."""
+
+APPLY_EVERY = 0.25
+"""Inside a kernel, results of the dataset-wide measuring reach the screen at most this often."""
+
+Volumes = tuple[float | None, float | None, float | None]
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """What the metrics strip shows of one patient, and what the queue needs.
+
+    Attributes
+    ----------
+    suspicion : float
+        Sum of the weights of the failed checks (0 = nothing suspicious).
+    failed : tuple of str
+        Failed checks in plain words; a phase's own checks start with the phase (``"ES: ..."``).
+    lv, rv : (EDV ml, ESV ml, EF %)
+        ``None`` where a phase or the structure is missing.
+    myo_mass_g : float or None
+        Myocardial mass at ``mass_phase`` (ED, else ES when ED cannot be measured).
+    mass_phase : str
+    """
+
+    suspicion: float
+    failed: tuple[str, ...]
+    lv: Volumes
+    rv: Volumes
+    myo_mass_g: float | None
+    mass_phase: str = "ED"
+
+    @property
+    def flagged(self) -> bool:
+        """At least one failed check."""
+        return bool(self.failed) or self.suspicion > 0
+
+    @classmethod
+    def from_report(cls, report: CaseReport) -> CaseSummary:
+        """Summary of a :class:`~cmrqc_widgets.metrics.CaseReport`."""
+        ed, es = report.phases.get("ED"), report.phases.get("ES")
+
+        def volume(pm: Any, structure: str) -> float | None:
+            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts[structure] else None
+
+        def ventricle(v: Any, structure: str) -> Volumes:
+            if v is not None:
+                return (v.edv_ml, v.esv_ml, v.ef)
+            return (volume(ed, structure), volume(es, structure), None)
+
+        failed = [_with_phase(p, c.message) for p in PHASES for c in report.checks.get(p, ())]
+        failed += [c.message for c in report.pair_checks]
+        mass_phase, pm = ("ED", ed) if volume(ed, "MYO") is not None else ("ES", es)
+        mass = pm.myo_mass_g if volume(pm, "MYO") is not None else None
+        return cls(
+            suspicion=float(report.suspicion),
+            failed=tuple(failed),
+            lv=ventricle(report.lv, "LV"),
+            rv=ventricle(report.rv, "RV"),
+            myo_mass_g=mass,
+            mass_phase=mass_phase if mass is not None else "",
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, Mapping[str, Any]]) -> CaseSummary:
+        """Summary of one patient's rows of a metrics CSV (``{"ED": row, "ES": row}``)."""
+        ed, es = rows.get("ED", {}), rows.get("ES", {})
+        both = [r for r in (ed, es) if r]
+
+        def first(name: str) -> float | None:
+            for row in both:
+                value = _number(row.get(name))
+                if value is not None:
+                    return value
+            return None
+
+        def ventricle(v: str) -> Volumes:
+            edv = first(f"{v}_edv_ml")
+            esv = first(f"{v}_esv_ml")
+            return (
+                edv if edv is not None else _number(ed.get(f"{v}_ml")) or None,
+                esv if esv is not None else _number(es.get(f"{v}_ml")) or None,
+                first(f"{v}_ef"),
+            )
+
+        messages = {
+            p: [m for m in str(r.get("failed_checks") or "").split("; ") if m] for p, r in rows.items()
+        }
+        shared = [m for m in messages.get("ED", []) if m in messages.get("ES", [])]
+        failed = [_with_phase(p, m) for p in PHASES for m in messages.get(p, []) if m not in shared]
+        score = first("case_suspicion")
+        if score is None:
+            score = max((_number(r.get("suspicion")) or 0.0 for r in both), default=0.0)
+        mass_phase, row = ("ED", ed) if _number(ed.get("myo_mass_g")) else ("ES", es)
+        mass = _number(row.get("myo_mass_g")) or None
+        return cls(
+            suspicion=float(score),
+            failed=tuple(failed + shared),
+            lv=ventricle("lv"),
+            rv=ventricle("rv"),
+            myo_mass_g=mass,
+            mass_phase=mass_phase if mass is not None else "",
+        )
+
+
+@dataclass(frozen=True)
+class _Result:
+    generation: int
+    items: list[tuple[str, CaseSummary]]
+    last: bool = False
+    source: str | None = None
+
+
+def _with_phase(phase: str, message: str) -> str:
+    return message if message.startswith("cannot read") else f"{phase}: {message}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def measure(
+    key: str, patient_dir: Path, layout: Any = None, thresholds: Thresholds | None = None
+) -> CaseSummary:
+    """Measure one patient (both phases); a case that cannot be read gives its failed check."""
+    try:
+        return CaseSummary.from_report(metrics_for_patient(patient_dir, layout, thresholds, patient=key))
+    except Exception as exc:  # metrics_for_patient already turns bad files into checks: this is a bug
+        log.exception("Measuring %s failed", key)
+        return CaseSummary(
+            suspicion=DEFAULT_WEIGHTS["unreadable"],
+            failed=(f"the automatic checks failed on this case ({type(exc).__name__}: {exc})",),
+            lv=(None, None, None),
+            rv=(None, None, None),
+            myo_mass_g=None,
+            mass_phase="",
+        )
+
+
+def metrics_csv_for(dataset_path: Path) -> Path:
+    """Where a metrics CSV of ``dataset_path`` is looked for: ``<stem>.metrics.csv`` beside it."""
+    return Path(dataset_path).with_name(Path(dataset_path).stem + METRICS_SUFFIX)
+
+
+def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:
+    """``schedule(function, delay)`` running ``function`` on the kernel's main thread, or None.
+
+    None outside a running IPython kernel (scripts, tests): results are then applied by
+    :meth:`Triage.apply`.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
+    if loop is None:
+        return None
+
+    def schedule(function: Callable[[], None], delay: float = 0.0) -> None:
+        # add_callback is the one thread-safe entry into the loop; call_later must run inside it.
+        if delay > 0:
+            loop.add_callback(loop.call_later, delay, function)
+        else:
+            loop.add_callback(function)
+
+    return schedule
+
+
+class Triage(HasTraits):
+    """Metrics of the current patient and suspicion of the open dataset, measured off the hot path.
+
+    Parameters
+    ----------
+    layout : str or Layout, optional
+        File layout of the cases (detected per patient when omitted).
+    thresholds : Thresholds, optional
+        Limits of the automatic checks.
+    busy : callable, optional
+        Returns True while more urgent background work runs (the neighbours' prefetch); the
+        dataset-wide measuring waits for it.
+    schedule : callable or None or "auto"
+        How results reach the main thread (see :func:`kernel_scheduler`); "auto" detects a kernel.
+    """
+
+    done = Int(0, help="Patients of the open dataset whose suspicion is known.")
+    total = Int(0, help="Patients of the open dataset.")
+    ready = Bool(False, help="Every patient's suspicion is known (the queue uses all of them).")
+    source = Unicode("", help="Where the suspicion comes from, in words.")
+    current_patient = Unicode("", help="Key of the patient the strip is about.")
+    current = AnyTrait(None, allow_none=True, help="CaseSummary of current_patient; None while measuring.")
+    serial = Int(0, help="Increments when `current` or the published ranking changes.")
+
+    def __init__(
+        self,
+        layout: Any = None,
+        thresholds: Thresholds | None = None,
+        busy: Callable[[], bool] | None = None,
+        schedule: Any = "auto",
+    ) -> None:
+        super().__init__()
+        self.layout = layout
+        self.thresholds = thresholds
+        self._busy = busy or (lambda: False)
+        self._schedule = kernel_scheduler() if schedule == "auto" else schedule
+        self.batch: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+        self.on_publish: Callable[[], None] = lambda: None
+        self.n_measured = 0
+
+        self._summaries: dict[str, CaseSummary] = {}
+        self._known: set[str] = set()  # measured or read by the worker (applied or not yet)
+        self._keys: list[str] = []
+        self._key_set: set[str] = set()
+        self._ranking: list[int] = []
+        self._flagged: set[int] = set()
+        self._generation = 0
+
+        self._cv = threading.Condition()
+        self._priority: list[tuple[str, Path]] = []
+        self._scan: Iterator[None] | None = None
+        self._scan_fresh = False  # its first step (reading a metrics CSV) goes before the strip's request
+        self._results: list[_Result] = []
+        self._working = False
+        self._apply_pending = False
+        self._quiet_until = 0.0
+        self._hurry = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # what the state calls
+    def start(
+        self, keys: Sequence[str], patient_dir: Callable[[str], Path], dataset_path: Path | None
+    ) -> None:
+        """Begin the dataset-wide suspicion of a newly opened dataset (replacing any other)."""
+        self._generation += 1
+        self._keys = list(keys)
+        self._key_set = set(self._keys)
+        csv_path = metrics_csv_for(dataset_path) if dataset_path is not None else None
+        with self.hold_trait_notifications():
+            self.total = len(self._keys)
+            self.done = sum(key in self._summaries for key in self._keys)
+            self.ready = False
+            self.source = ""
+        self._publish(notify=False)
+        scan = self._scan_steps(self._generation, list(self._keys), patient_dir, csv_path)
+        with self._cv:
+            self._scan = scan if self._keys else None
+            self._scan_fresh = True
+            self._cv.notify_all()
+        if self._keys:
+            self._ensure_thread()
+        else:
+            self.ready = True
+
+    def show(self, key: str, patient_dir: Path | None) -> None:
+        """The reviewer moved to patient ``key``: show its summary, or measure it first (cheap)."""
+        self._quiet_until = time.monotonic() + PAUSE_AFTER_MOVE
+        if self._schedule is None:
+            self.apply()
+        summary = self._summaries.get(key) if key else None
+        with self.hold_trait_notifications():
+            self.current_patient = key
+            self.current = summary
+            self.serial += 1
+        if summary is None and key and patient_dir is not None:
+            with self._cv:
+                if all(k != key for k, _ in self._priority):
+                    self._priority.insert(0, (key, patient_dir))
+                self._cv.notify_all()
+            self._ensure_thread()
+
+    def forget(self, keys: Sequence[str] | None = None) -> None:
+        """Drop the measurements of ``keys`` (default all), e.g. after segmentations were redone.
+
+        They are measured again when shown, and on the next opening of their dataset.
+        """
+        with self._cv:
+            dropped = set(self._summaries) if keys is None else set(keys)
+            self._known -= dropped
+            for key in dropped:
+                self._summaries.pop(key, None)
+
+    def summary(self, key: str) -> CaseSummary | None:
+        """The summary of patient ``key`` when known."""
+        return self._summaries.get(key)
+
+    def ranking(self) -> list[int]:
+        """Patient indices of the open dataset, most suspicious first, as last published."""
+        return self._ranking
+
+    @property
+    def n_flagged(self) -> int:
+        """Patients with a failed check when the suspicion was last published."""
+        return len(self._flagged)
+
+    def is_flagged(self, index: int) -> bool:
+        """Whether patient ``index`` had a failed check when the suspicion was last published."""
+        return index in self._flagged
+
+    def publish(self) -> None:
+        """Re-rank the patients with what is known now (the order and filter use this snapshot)."""
+        self._publish(notify=True)
+
+    def wait(self, timeout: float = 60.0, scan: bool = True) -> bool:
+        """Block until the current patient (and, with ``scan``, the whole dataset) is measured.
+
+        Then apply the results on this thread. Returns False on timeout. For scripts and tests;
+        in a kernel the results arrive by themselves.
+        """
+        deadline = time.monotonic() + timeout
+        self._hurry = True
+        try:
+            with self._cv:
+                while self._priority or self._working or (scan and self._scan is not None):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(min(left, 0.05))
+                idle = not (self._priority or self._working or (scan and self._scan is not None))
+        finally:
+            self._hurry = False
+        self.apply()
+        return idle
+
+    def apply(self) -> bool:
+        """Take the worker's results into the traits (main thread only); True if anything changed."""
+        with self._cv:
+            results, self._results = self._results, []
+            self._apply_pending = False
+        if not results:
+            return False
+        finished = False
+        done = self.done
+        source = None
+        for result in results:
+            for key, summary in result.items:
+                if key not in self._summaries and key in self._key_set:
+                    done += 1
+                self._summaries[key] = summary
+            if result.generation == self._generation:
+                finished |= result.last
+                source = result.source if result.source is not None else source
+        with self.batch(), self.hold_trait_notifications():
+            self.done = min(done, self.total)
+            if source is not None:
+                self.source = source
+            current = self._summaries.get(self.current_patient)
+            if current is not self.current:
+                self.current = current
+                self.serial += 1
+            if finished:
+                self.ready = True
+                self._publish(notify=True)
+        return True
+
+    def close(self) -> None:
+        """Stop the worker thread (pending work is dropped)."""
+        with self._cv:
+            self._closed = True
+            self._priority.clear()
+            self._scan = None
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------------------------------
+    def _publish(self, notify: bool) -> None:
+        known = [(i, self._summaries.get(key)) for i, key in enumerate(self._keys)]
+        scored = sorted((-s.suspicion, i) for i, s in known if s is not None)
+        ranked = [i for _, i in scored]
+        seen = set(ranked)
+        self._ranking = ranked + [i for i in range(len(self._keys)) if i not in seen]
+        self._flagged = {i for i, s in known if s is not None and s.flagged}
+        if notify:
+            self.serial += 1
+            self.on_publish()
+
+    def _ensure_thread(self) -> None:
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._closed = False
+                self._thread = threading.Thread(target=self._run, name="cmrqc-triage", daemon=True)
+                self._thread.start()
+
+    def _post(
+        self,
+        generation: int,
+        items: list[tuple[str, CaseSummary]],
+        last: bool = False,
+        urgent: bool = False,
+        source: str | None = None,
+    ) -> None:
+        with self._cv:
+            self._known.update(key for key, _ in items)
+            self._results.append(_Result(generation, items, last, source))
+            schedule = self._schedule is not None and not self._apply_pending
+            self._apply_pending = True
+        if schedule:
+            self._schedule(self._apply_logged, 0.0 if urgent or last else APPLY_EVERY)
+
+    def _apply_logged(self) -> None:
+        try:
+            self.apply()
+        except Exception:  # a callback of the event loop: make it visible in the log
+            log.exception("Showing the automatic checks failed")
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not self._priority and self._scan is None:
+                    if not self._cv.wait(IDLE_EXIT) and not self._priority and self._scan is None:
+                        self._thread = None  # idle: end (a forgotten screen can be collected)
+                        return
+                if self._closed:
+                    self._working = False
+                    self._cv.notify_all()
+                    return
+                first = self._scan_fresh and self._scan is not None
+                self._scan_fresh = False
+                job = self._priority.pop(0) if self._priority and not first else None
+                scan = self._scan
+                self._working = True
+            try:
+                if job is not None:
+                    key, folder = job
+                    if key not in self._known:
+                        self._post(self._generation, [(key, self._measure(key, folder))], urgent=True)
+                elif scan is not None:
+                    try:
+                        next(scan)
+                    except StopIteration:
+                        with self._cv:
+                            if self._scan is scan:
+                                self._scan = None
+            except Exception:
+                log.exception("Automatic checks in the background failed")
+            finally:
+                with self._cv:
+                    self._working = False
+                    self._cv.notify_all()
+
+    def _measure(self, key: str, folder: Path) -> CaseSummary:
+        self.n_measured += 1
+        return measure(key, folder, self.layout, self.thresholds)
+
+    def _step_aside(self, generation: int) -> bool:
+        """Wait while the reviewer is moving or the prefetch works; False when the scan is stale."""
+        while not self._hurry:
+            if self._closed or generation != self._generation or self._priority:
+                break
+            if time.monotonic() >= self._quiet_until and not self._busy():
+                break
+            time.sleep(0.02)
+        return not self._closed and generation == self._generation
+
+    def _scan_steps(
+        self, generation: int, keys: list[str], patient_dir: Callable[[str], Path], csv_path: Path | None
+    ) -> Iterator[None]:
+        """One step per patient (the worker interleaves requests of the strip between steps)."""
+        found: set[str] = set()
+        source = ""
+        if csv_path is not None and csv_path.is_file():
+            from ..cohort import metrics_by_patient, read_metrics
+
+            try:
+                table = metrics_by_patient(read_metrics(csv_path))
+            except Exception as exc:
+                log.warning("The metrics file %s could not be read (%s); measuring instead.", csv_path, exc)
+                table = {}
+            items = []
+            for key in keys:
+                rows = table.get(key) or table.get(str(patient_dir(key)))
+                if rows and key not in self._known:
+                    items.append((key, CaseSummary.from_rows(rows)))
+                    found.add(key)
+            source = csv_path.name
+            self._post(generation, items, source=source)
+            yield
+        todo = [k for k in keys if k not in found and k not in self._known]
+        if todo:
+            self._post(generation, [], source=f"{source} + measured here" if source else "measured here")
+        for key in todo:
+            while True:
+                if not self._step_aside(generation):
+                    return
+                if not self._priority:
+                    break
+                yield  # the strip's patient first
+            if key not in self._known:
+                self._post(generation, [(key, self._measure(key, patient_dir(key)))])
+            yield
+        self._post(generation, [], last=True)
