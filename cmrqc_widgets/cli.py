@@ -34,6 +34,7 @@ __all__ = ["REGISTRATIONS", "build_parser", "find_cases", "main"]
 REGISTRATIONS: tuple[str, ...] = (
     "cmrqc_widgets.serve:register",  # serve, hub
     "cmrqc_widgets.cli_team:register",  # metrics, assign, agreement
+    "cmrqc_widgets.dicom:register",  # convert-dicom
 )
 
 _ROOT_HELP = "data root (default: $CMRQC_ROOT, then ~/cmrqc)"
