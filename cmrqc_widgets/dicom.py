@@ -46,7 +46,9 @@ def _read_headers(folder: Path) -> list[Any]:
     return slices
 
 
-def _geometry(slices: list[Any], folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+def _geometry(
+    slices: list[Any], folder: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     series = {str(getattr(s, "SeriesInstanceUID", "")) for s in slices}
     if len(series) > 1:
         raise CaseError(f"{folder} mixes {len(series)} DICOM series; give one series per folder.")
@@ -98,14 +100,18 @@ def dicom_series_to_nifti(folder: str | Path, out: str | Path | None = None, *, 
         raise CaseError(f"{folder} has different numbers of images at its slice positions.")
     (per_position,) = frames
     if per_position > 1 and frame is None:
-        raise CaseError(f"{folder} is a cine series with {per_position} frames per slice; choose one with frame=.")
+        raise CaseError(
+            f"{folder} is a cine series with {per_position} frames per slice; choose one with frame=."
+        )
     chosen_frame = 0 if frame is None else frame
     if not 0 <= chosen_frame < per_position:
         raise CaseError(f"{folder} has frames 0 to {per_position - 1}; frame {frame} does not exist.")
 
     stack = []
     for along in sorted(positions):
-        items = sorted(positions[along], key=lambda s: (float(getattr(s, "TriggerTime", 0)), int(s.InstanceNumber or 0)))
+        items = sorted(
+            positions[along], key=lambda s: (float(getattr(s, "TriggerTime", 0)), int(s.InstanceNumber or 0))
+        )
         stack.append(items[chosen_frame])
     if len(stack) < 2:
         raise CaseError(f"{folder} holds a single slice position; a stack needs at least two.")

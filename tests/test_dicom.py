@@ -22,7 +22,9 @@ PIXEL_SPACING = (1.5, 1.25)  # between rows, between columns (mm)
 SLICE_GAP = 8.0
 
 
-def write_series(folder: Path, n_slices: int = 4, frames: int = 1, *, series_uid: str | None = None) -> np.ndarray:
+def write_series(
+    folder: Path, n_slices: int = 4, frames: int = 1, *, series_uid: str | None = None
+) -> np.ndarray:
     """Write an oblique stack (shuffled file order) and return its pixels as [slice, row, col]."""
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
