@@ -171,9 +171,13 @@ class Server:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, launched through Playwright (never `playwright install`)."""
+    """Debian's Chromium, headless, launched through Playwright (never `playwright install`).
+
+    Module-scoped: Playwright's sync API allows one running instance per thread, and a test module
+    that starts its own must find none left over from another module.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")

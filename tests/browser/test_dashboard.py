@@ -91,6 +91,7 @@ def test_dashboard_loads_offline_with_every_panel(voila_server, new_page, shot):
     assert page.locator(".cmrqc-comment textarea").is_visible()
     assert voila_server.user in page.locator("h3").first.inner_text()
     assert "ReviewWidget" not in page.content()  # no source shown
+    assert "cdn.jsdelivr" not in page.content()
 
     # 3D: expand it; the WebGL canvas must really draw coloured points.
     page.get_by_role("button", name=re.compile("Show 3D")).first.click()

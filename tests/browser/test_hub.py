@@ -52,6 +52,10 @@ def test_reviewers_log_in_to_their_own_dashboards(hub_server, new_page, shot):
     users = list(hub.passwords)
     before = {u: hub.datasets[u].read_bytes() for u in users}
     pages = {u: new_page() for u in users}
+    requests: list[str] = []
+    for page in pages.values():
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("websocket", lambda ws: requests.append(ws.url))
     started = {}
     for user in users:  # both spawns run at once, as on a real morning
         started[user] = time.monotonic()
@@ -61,9 +65,14 @@ def test_reviewers_log_in_to_their_own_dashboards(hub_server, new_page, shot):
         print(f"\n[hub] {user}: login -> dashboard interactive in {time.monotonic() - started[user]:.1f} s")
         shot(pages[user], f"{user}-dashboard", full_page=True)
 
+    local = (hub.url, hub.url.replace("http://", "ws://"), f"blob:{hub.url}", "data:")
+    outside = [url for url in requests if not url.startswith(local)]
+    assert not outside, f"requests leaving 127.0.0.1: {outside}"
+
     for user in users:
         other = next(u for u in users if u != user)
         html = pages[user].content()
+        assert "cdn.jsdelivr" not in html  # the offline cmrqc template is in use
         assert hub.datasets[user].name in html, f"{user} does not see their dataset"
         assert hub.datasets[other].name not in html, f"{user} sees {other}'s dataset"
 
