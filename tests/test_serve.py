@@ -273,6 +273,8 @@ def test_single_user_server_config():
         assert config["VoilaConfiguration"][name] == shipped["VoilaConfiguration"][name]
     assert config["MappingKernelManager"] == shipped["MappingKernelManager"]
     assert config["ServerApp"]["shutdown_no_activity_timeout"] > 0
+    # JupyterLab's default would make the page fetch MathJax from a CDN.
+    assert config["ServerApp"]["tornado_settings"] == {"mathjax_url": None, "mathjax_config": None}
 
 
 def test_z2jh_values_lint():
