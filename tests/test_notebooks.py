@@ -32,7 +32,9 @@ def test_review_notebook_is_one_short_cell() -> None:
     notebook = nbformat.read(NOTEBOOKS / "review.ipynb", as_version=4)
     cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert len(cells) == 1
-    assert cells[0].source.strip() == "from cmrqc_widgets import ReviewWidget\n\nReviewWidget()"
+    lines = cells[0].source.strip().splitlines()
+    assert lines[-2:] == ["wait_for_request()", "ReviewWidget()"]  # fresh decisions under preheating
+    assert len(lines) <= 8
     assert cells[0].outputs == []
     assert notebook.metadata.kernelspec.name == "python3"
 

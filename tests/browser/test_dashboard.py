@@ -163,3 +163,28 @@ def test_broken_case_shows_its_error_and_can_be_decided(voila_server, new_page, 
     decision_button(page, "reject").click()
     wait_for(lambda: stored(voila_server.dataset, broken, "ES").startswith("reject:"), what="decision saved")
     shot(page, "broken-case-decided", full_page=True)
+
+
+def test_a_later_tab_shows_earlier_decisions(voila_server, new_page, shot):
+    """A tab opened after a decision (served by a preheated kernel) shows it: no stale screen."""
+    from cmrqc_widgets.serve import find_notebook, voila_arguments
+
+    argv = voila_arguments(find_notebook(), port=1, ip="127.0.0.1", open_browser=False)
+    assert any("preheat_kernel=True" in arg for arg in argv), argv  # the shipped notebook preheats
+
+    first = new_page()
+    open_dashboard(first, voila_server.url)
+    # The screen reopens where this reviewer left off; go to the first patient's ED.
+    first.locator(".cmrqc-patient-list select").select_option(index=0)
+    wait_for(lambda: "patient 1 of" in patient_label(first), what="first patient")
+    first.get_by_role("button", name="ED", exact=True).first.click()
+    decision_button(first, "fine-tune").click()
+    wait_for(lambda: stored(voila_server.dataset, "demo001", "ED").startswith("finetune:"), what="saved")
+    first.close()
+
+    time.sleep(3)  # the kernel pool refills with a kernel preheated before this decision
+    second = new_page()
+    open_dashboard(second, voila_server.url)
+    first_option = second.locator(".cmrqc-patient-list option").first.inner_text()
+    shot(second, "later-tab", full_page=True)
+    assert re.search(r"ED\s+fine-?tune", first_option), first_option
