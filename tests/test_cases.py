@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, phantom, write_case, write_nifti
+from synthetic import LABELS, phantom, write_case, write_nifti
 
 from cmrqc_widgets import cases
 from cmrqc_widgets.cases import CaseCache, UnknownLabelWarning, load_case

@@ -12,7 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import write_case
+from synthetic import write_case
 
 from cmrqc_widgets import cli
 from cmrqc_widgets.auth import is_hashed, load_users, verify_password

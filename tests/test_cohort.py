@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from conftest import write_case
+from synthetic import write_case
 
 from cmrqc_widgets import cohort
 from cmrqc_widgets.cohort import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, phantom, write_case, write_nifti
+from synthetic import LABELS, phantom, write_case, write_nifti
 
 from cmrqc_widgets.errors import CaseError, InvalidNameError
 from cmrqc_widgets.layouts import PRESETS, Layout, custom_layout, detect_layout, get_layout, read_frames

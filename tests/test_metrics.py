@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LABELS, phantom, write_case
+from synthetic import LABELS, phantom, write_case
 
 from cmrqc_widgets.metrics import (
     DEFAULT_WEIGHTS,

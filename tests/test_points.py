@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import LABELS
+from synthetic import LABELS
 
 from cmrqc_widgets.names import STRUCTURE_COLOURS, STRUCTURES
 from cmrqc_widgets.points import Points, case_points, label_points

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import LABELS, phantom
 from PIL import Image
+from synthetic import LABELS, phantom
 
 from cmrqc_widgets import render
 from cmrqc_widgets.names import STRUCTURE_COLOURS

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import traitlets
-from conftest import LABELS, phantom
+from synthetic import LABELS, phantom
 
 from cmrqc_widgets.names import STRUCTURES
 from cmrqc_widgets.widgets.slice_viewer import UNKNOWN_CODE, SliceViewer, pack_volume

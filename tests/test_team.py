@@ -6,7 +6,7 @@ import argparse
 import json
 
 import pytest
-from conftest import write_case
+from synthetic import write_case
 
 from cmrqc_widgets.cli_team import register
 from cmrqc_widgets.cohort import read_metrics

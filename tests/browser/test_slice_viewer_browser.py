@@ -69,7 +69,7 @@ def free_port() -> int:
 def write_phantom(folder: Path, slices: int = 12, size: int = 200) -> None:
     """A noisy short-axis stack (labels 1 LV, 2 RV, 3 MYO) whose LV grows from slice to slice.
 
-    Self-contained on purpose: ``from conftest import`` breaks as soon as a ``tests/browser/conftest.py``
+    Self-contained on purpose: ``from synthetic import`` breaks as soon as a ``tests/browser/conftest.py``
     exists (pytest then swaps the ``conftest`` module).
     """
     rng = np.random.default_rng(0)
