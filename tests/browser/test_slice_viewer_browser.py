@@ -5,6 +5,7 @@ Screenshots go to ``test-artifacts/slice_viewer/`` (not committed). Paint times 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -117,11 +118,13 @@ def voila_url(tmp_path_factory):
                 time.sleep(0.3)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a server that died early is already gone
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
         log.close()
 
