@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ import pytest
 from cmrqc_widgets.demo import make_demo_cohort
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets import ReviewState, ReviewWidget, SliceViewer
+from cmrqc_widgets.widgets import review as review_module
 from cmrqc_widgets.widgets import volume3d as volume3d_module
+from cmrqc_widgets.widgets.panels import PAGE_SIZE
+from cmrqc_widgets.widgets.state import MIN_CACHE_MB
 
 USER = "alice"
 
@@ -452,3 +456,120 @@ def test_bytes_per_patient_move(widget: ReviewWidget) -> None:
     w = widget
     w.next_patient_button.click()
     assert 0 < w.slice_view.volume_nbytes() < 1_500_000
+
+
+def test_prefetch_packs_the_neighbour(widget: ReviewWidget, monkeypatch) -> None:
+    """The next patient's volume is packed in the background; the switch only sends it."""
+    w = widget
+    assert w.state.prefetcher.wait(timeout=10)
+    assert w.state.prefetcher.n_prepared["pack"] >= 2  # the next patient and the other phase
+    packed_on = []
+    real = review_module.pack_case
+
+    def spy(case):
+        packed_on.append(threading.current_thread().name)
+        return real(case)
+
+    monkeypatch.setattr(review_module, "pack_case", spy)
+    for _ in range(3):
+        w.next_patient_button.click()
+        assert w.slice_view.shape == list(w.state.case.shape)
+        assert w.state.prefetcher.wait(timeout=10)
+    w.phase_toggle.value = "ES"
+    assert packed_on == []
+
+
+def test_slice_moves_touch_nothing_in_the_kernel(widget: ReviewWidget, monkeypatch) -> None:
+    """Slider, buttons, keys and play move the slice: no packing, no 3D, no pie, no strip, no info."""
+    w = widget
+    w.volume_view.toggle.value = True
+    assert w.wait_idle()
+    calls = []
+    monkeypatch.setattr(review_module, "pack_case", lambda case: calls.append("pack"))
+    monkeypatch.setattr(w.volume_view, "show_case", lambda *a, **k: calls.append("3d"))
+    monkeypatch.setattr(w.case_info, "refresh", lambda *a, **k: calls.append("info"))
+    renders = (w.stats.n_renders, w.metrics_strip.n_renders, w.volume_view.n_point_updates)
+    image = w.slice_view.image
+    w.slice_slider.value = 1
+    for _ in range(3):
+        w.slice_controls.next_slice_button.click()
+        w.handle_key(key("ArrowLeft"))
+    w.handle_key(key(" "))
+    w.handle_key(key(" "))
+    assert w.slice_view.slice_index == w.state.slice == 1
+    assert calls == []
+    assert (w.stats.n_renders, w.metrics_strip.n_renders, w.volume_view.n_point_updates) == renders
+    assert w.slice_view.image is image  # the volume is not sent again
+
+
+def test_pie_redrawn_only_when_counts_change(widget: ReviewWidget) -> None:
+    """A decision redraws the pie; a comment, a slice or a patient move does not."""
+    w = widget
+    renders = w.stats.n_renders
+    w.comment.value = "only a comment"
+    w.slice_slider.value = 2
+    w.next_patient_button.click()
+    assert w.stats.n_renders == renders
+    w.accept_button.click()
+    assert w.stats.n_renders == renders + 1
+    w.accept_button.click()  # the same decision again: same counts
+    assert w.stats.n_renders == renders + 1
+
+
+def test_patient_list_options_kept_on_moves(widget: ReviewWidget) -> None:
+    """Moving between patients changes the list's selection only, never rebuilds its options."""
+    w = widget
+    options = w.patient_list.options
+    for _ in range(3):
+        w.next_patient_button.click()
+    assert w.patient_list.options is options
+    assert w.patient_list.value == w.state.patient_index == 3
+    w.reject_button.click()
+    assert "ED reject" in w.patient_list.label
+
+
+def test_large_dataset_save_sends_one_page(tmp_path: Path, monkeypatch) -> None:
+    """At 10,000 patients the list shows one page, and a save re-sends that page only, no downloads."""
+    store = QCStore(tmp_path, USER)
+    store.create("big.json", [f"/data/cohort/{i:05d}" for i in range(10_000)])
+    w = ReviewWidget(root=tmp_path, user=USER, dataset="big.json")
+    assert len(w.patient_list.options) == PAGE_SIZE
+    assert "1-100 of 10,000" in w.navigation.page_label.value
+    w.navigation.turn_page(+1)
+    assert w.patient_list.options[0][1] == PAGE_SIZE
+    sent: list[tuple[str, int]] = []
+    real = type(w.patient_list)._send
+
+    def spy(self, msg, buffers=None):
+        sent.append((type(self).__name__, len(json.dumps(msg, default=str))))
+        return real(self, msg, buffers)
+
+    monkeypatch.setattr(type(w.patient_list), "_send", spy)
+    w.state.jump(250)
+    w.reject_button.click()
+    assert w.patient_list.value == 250 and "ED reject" in w.patient_list.label
+    assert w.patient_list.options[0][1] == 200
+    assert sum(n for _, n in sent) < 40_000  # one page of labels, not 10,000
+    assert "prepared on request" in w.stats.downloads.value
+    w.stats.prepare_button.click()
+    assert "Download CSV" in w.stats.downloads.value
+    w.close()
+
+
+def test_nothing_piles_up_per_patient(widget: ReviewWidget) -> None:
+    """Reviewing many patients with the 3D panel open leaves no widgets or cached cases behind."""
+    from ipywidgets.widgets.widget import _instances
+
+    w = widget
+    w.volume_view.toggle.value = True
+    for _ in range(3):
+        w.next_patient_button.click()
+        w.accept_button.click()
+    assert w.wait_idle()
+    open_widgets = len(_instances)
+    for _ in range(12):
+        w.next_patient_button.click()
+        w.accept_button.click()
+    assert w.wait_idle()
+    assert len(_instances) == open_widgets  # old 3D scatters and their materials closed
+    assert w.state.cache.nbytes <= w.state.cache.max_bytes == MIN_CACHE_MB * 1e6  # tiny cases: the floor

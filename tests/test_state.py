@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_case
+from synthetic import write_case
 from traitlets import TraitError
 
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
@@ -380,6 +380,7 @@ def test_patient_move_prefetches_neighbours(root: Path) -> None:
     )
     state.jump(4)
     assert state.patient.endswith("demo005")
+    assert state.prefetcher.wait()  # asked from the prefetch thread (layout detection touches the disk)
     assert ("demo006", ("ED", "ES")) in calls
     assert ("demo004", ("ED", "ES")) in calls
     assert ("demo005", ("ES",)) in calls
@@ -457,3 +458,15 @@ def test_suspicion_order_and_flagged_filter_without_widgets(root: Path) -> None:
     state.jump_to("demo009")
     assert state.triage.wait() and "cannot read ES" in " ".join(state.triage.current.failed)
     state.close()
+
+
+def test_case_cache_sized_to_the_cases_within_the_limit(root: Path) -> None:
+    """The cache keeps about eight cases, at least 32 MB, never more than cache_mb."""
+    from cmrqc_widgets.widgets.state import CASES_KEPT, MIN_CACHE_MB
+
+    state = make_state(root)
+    assert state.cache.max_bytes == max(MIN_CACHE_MB * 1e6, CASES_KEPT * state.case.nbytes)
+    small = make_state(root, cache_mb=0.5)
+    assert small.cache.max_bytes == 500_000
+    small.jump(3)
+    assert small.cache.nbytes <= 500_000 or len(small.cache) == 1

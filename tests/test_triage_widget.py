@@ -17,7 +17,7 @@ from cmrqc_widgets.widgets import ReviewWidget
 from cmrqc_widgets.widgets import triage as triage_module
 from cmrqc_widgets.widgets.metrics_strip import FAILED_COLOUR
 from cmrqc_widgets.widgets.queue import patient_name
-from cmrqc_widgets.widgets.triage import CaseSummary, metrics_csv_for
+from cmrqc_widgets.widgets.summary import CaseSummary, metrics_csv_for
 
 USER = "alice"
 BROKEN = set(DEMO_BROKEN)
@@ -83,6 +83,7 @@ def test_queue_resorts_when_suspicion_is_ready(widget: ReviewWidget, monkeypatch
         return real(*args, **kwargs)
 
     monkeypatch.setattr(triage_module, "metrics_for_patient", slow)
+    monkeypatch.setattr(w.triage, "cache", None)  # the strip's patient measured the slow way too
     w.triage.forget()  # as if the dataset had just been opened
     w.state.open_dataset("demo.json")
     assert "computing suspicion… 0/10" in w.metrics_strip.status.value
@@ -149,13 +150,16 @@ def test_metrics_never_run_on_the_patient_switch(widget: ReviewWidget, monkeypat
     w = widget
     assert w.wait_idle()
     threads = []
-    real = triage_module.metrics_for_patient
 
-    def spy(*args, **kwargs):
-        threads.append(threading.current_thread().name)
-        return real(*args, **kwargs)
+    def spying(real):
+        def spy(*args, **kwargs):
+            threads.append(threading.current_thread().name)
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(triage_module, "metrics_for_patient", spy)
+        return spy
+
+    for name in ("metrics_for_patient", "case_metrics"):
+        monkeypatch.setattr(triage_module, name, spying(getattr(triage_module, name)))
     w.triage.forget([w.state.patients[1]])
     w.next_patient_button.click()
     assert w.triage.current_patient == w.state.patients[1]

@@ -13,7 +13,7 @@ from typing import Any
 
 from ipywidgets import HTML, HBox, Layout
 
-from .triage import CaseSummary
+from .summary import CaseSummary
 
 FAILED_COLOUR = "#b00020"
 PASSED_COLOUR = "#2e7d32"

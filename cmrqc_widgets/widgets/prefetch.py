@@ -1,8 +1,9 @@
 """Prepare the neighbours' cases in the background, so a patient switch only sends bytes.
 
-The case cache reads the next and previous patients' files ahead (``CaseCache.prefetch``); the
-:class:`Prefetcher` goes one step further in its own thread: it takes each neighbour case from
-the cache and runs the registered tasks on it, e.g. packing the volume for the slice viewer and
+The case cache reads the next and previous patients' files ahead (``CaseCache.prefetch``, asked
+from this thread too: finding a folder's layout touches the disk); the :class:`Prefetcher` goes
+one step further in its own thread: it takes each neighbour case from the cache and runs the
+registered tasks on it, e.g. packing the volume for the slice viewer and
 extracting the 3D points. A switch then finds the result ready (:meth:`Prefetcher.take`), waits
 for it if it is being computed, or computes it itself when the reviewer was faster than the
 prefetch. Results are kept for the last few cases only, and only for the very case object they
@@ -11,8 +12,10 @@ were computed from (a re-read case is prepared again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -20,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+START_DELAY = 0.03
+"""Seconds the thread lets pass after a schedule before it starts: the switch that scheduled the
+work is still sending its messages, and a background thread holding the GIL would slow it."""
 
 IDLE_EXIT = 10.0
 """Seconds the thread waits for work before it ends (the next schedule starts another)."""
@@ -51,7 +58,9 @@ class Prefetcher:
         self._tasks: dict[str, tuple[Callable[[Any], Any], Callable[[], bool]]] = {}
         self._cv = threading.Condition()
         self._todo: list[tuple[Path, str]] = []
+        self._reads: list[tuple[Path, tuple[str, ...]]] = []
         self._layout: Any = None
+        self._start_at = 0.0
         self._results: OrderedDict[tuple[str, str, str], tuple[weakref.ref[Any], Any]] = OrderedDict()
         self._running: tuple[str, str, str] | None = None
         self._working = False
@@ -65,19 +74,33 @@ class Prefetcher:
         with self._cv:
             self._tasks[name] = (function, enabled or (lambda: True))
             self.n_prepared.setdefault(name, 0)
-            self._start()
-
-    def schedule(self, items: Iterable[tuple[Path, str]], layout: Any = None) -> None:
-        """Prepare these (patient folder, phase) cases, first first; forgets the previous list."""
-        with self._cv:
-            self._todo = list(items)
-            self._layout = layout
             self._cv.notify_all()
             self._start()
 
+    def schedule(
+        self,
+        items: Iterable[tuple[Path, str]],
+        layout: Any = None,
+        reads: Iterable[tuple[Path, tuple[str, ...]]] = (),
+    ) -> None:
+        """Prepare these (patient folder, phase) cases, first first; forgets the previous list.
+
+        ``reads`` are (folder, phases) handed to ``cache.prefetch`` first, from this thread.
+        """
+        with self._cv:
+            self._todo = list(items)
+            self._reads = list(reads)
+            self._layout = layout
+            self._start_at = time.monotonic() + START_DELAY
+            self._cv.notify_all()
+            self._start()
+
+    def _has_work(self) -> bool:
+        return bool(self._reads) or bool(self._tasks and self._todo)
+
     def _start(self) -> None:
         """Start the thread if there is work and none runs (call with the lock held)."""
-        if self._tasks and self._todo and (self._thread is None or not self._thread.is_alive()):
+        if self._has_work() and (self._thread is None or not self._thread.is_alive()):
             self._closed = False
             self._thread = threading.Thread(target=self._run, name="cmrqc-prepare", daemon=True)
             self._thread.start()
@@ -102,17 +125,18 @@ class Prefetcher:
     def busy(self) -> bool:
         """True while there is work left."""
         with self._cv:
-            return bool(self._todo) or self._working
+            return self._has_work() or self._working
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the list is done (tests, benchmarks); False on timeout."""
         with self._cv:
-            return self._cv.wait_for(lambda: not self._todo and not self._working, timeout)
+            return self._cv.wait_for(lambda: not self._has_work() and not self._working, timeout)
 
     def clear(self) -> None:
         """Forget every result and the pending list."""
         with self._cv:
             self._todo = []
+            self._reads = []
             self._results.clear()
 
     def close(self) -> None:
@@ -120,6 +144,7 @@ class Prefetcher:
         with self._cv:
             self._closed = True
             self._todo = []
+            self._reads = []
             self._results.clear()
             self._cv.notify_all()
 
@@ -133,19 +158,30 @@ class Prefetcher:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._todo and not self._closed:
+                while not self._has_work() and not self._closed:
                     self._working = False
                     self._cv.notify_all()
-                    if not self._cv.wait(IDLE_EXIT) and not self._todo:
+                    if not self._cv.wait(IDLE_EXIT) and not self._has_work():
                         self._thread = None  # idle: end (a forgotten screen can be collected)
                         return
                 if self._closed:
                     self._working = False
                     self._cv.notify_all()
                     return
-                patient_dir, phase = self._todo.pop(0)
-                layout = self._layout
                 self._working = True
+                delay = self._start_at - time.monotonic()
+                if delay > 0:
+                    self._cv.wait(delay)  # a new schedule moves the start again: check afresh
+                    continue
+                reads, self._reads = self._reads, []
+                layout = self._layout
+                patient_dir, phase = self._todo.pop(0) if not reads else (None, "")
+                self._working = True
+            if reads:
+                for folder, phases in reads:
+                    with contextlib.suppress(Exception):  # errors come back on the reviewer's get()
+                        self.cache.prefetch(folder, phases, layout)
+                continue
             try:
                 case = self.cache.get(patient_dir, phase, layout)
             except Exception:  # shown (with its sentence) when the reviewer gets there

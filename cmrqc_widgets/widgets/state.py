@@ -31,8 +31,9 @@ from traitlets import Any as AnyTrait
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
 from ..errors import CaseError, CmrqcError, DatasetError, InvalidNameError
-from ..names import DECISIONS, PHASES, check_phase
+from ..names import PHASES, check_phase
 from . import queue as queue_rules
+from .decisions import DecisionState
 from .prefetch import Prefetcher
 from .queue import patient_name, word
 from .review_queue import QueueState
@@ -52,7 +53,7 @@ two), and at least :data:`MIN_CACHE_MB`, within ``cache_mb``: small cases do not
 MIN_CACHE_MB = 32.0
 
 
-class ReviewState(QueueState, ViewSettings):
+class ReviewState(DecisionState, QueueState, ViewSettings):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -88,13 +89,8 @@ class ReviewState(QueueState, ViewSettings):
     error = Unicode("", help="Sentence shown in the panels instead of the images ('' when fine).")
     notice = Unicode("", help="Transient message for the reviewer (save failed, all decided ...).")
 
-    # -- decision ------------------------------------------------------------------------------
-    decision = Unicode("", help="Saved decision of the current patient and phase ('' = none).")
-    comment = Unicode("", help="Comment draft of the current patient and phase.")
-    saved_at = Unicode("", help="'saved 12:03:41' after the last save.")
-    revision = Int(0, help="Increments after every save (views of the decisions refresh on it).")
-
-    # filter, order, queue and progress: see QueueState
+    # decision, comment, saved_at, revision: see DecisionState; filter, order, queue, progress:
+    # see QueueState
 
     def __init__(
         self,
@@ -118,7 +114,7 @@ class ReviewState(QueueState, ViewSettings):
         if cache is None:
             from ..cases import CaseCache
 
-            cache = CaseCache(max_mb=MIN_CACHE_MB)
+            cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb))
             self._cache_limit = cache_mb * 1e6  # grown to CASES_KEPT cases as they load
         self.store = store
         self.cache = cache
@@ -128,7 +124,7 @@ class ReviewState(QueueState, ViewSettings):
         self._decisions: dict[str, dict[str, Any]] = {}
         self._init_queue()
         self.prefetcher = Prefetcher(cache)
-        self.triage = Triage(layout=layout, busy=self.prefetcher.busy)
+        self.triage = Triage(layout=layout, busy=self.prefetcher.busy, cache=cache)
         self.triage.batch = self.batch
         self.triage.on_publish = self._on_suspicion
         self.register_order("suspicion", lambda state: state.triage.ranking())
@@ -171,12 +167,6 @@ class ReviewState(QueueState, ViewSettings):
             return check_phase(proposal.value)
         except InvalidNameError as exc:
             raise TraitError(str(exc)) from exc
-
-    @validate("decision")
-    def _check_decision(self, proposal: Any) -> str:
-        if proposal.value not in ("", *DECISIONS):
-            raise TraitError(f"Decision {proposal.value!r} is not one of {list(DECISIONS)}.")
-        return proposal.value
 
     # ------------------------------------------------------------------------------------------
     # observers (each sets other traits only)
@@ -349,58 +339,6 @@ class ReviewState(QueueState, ViewSettings):
         """Start or stop playing through the slices (in the browser, at ``fps``)."""
         self.playing = not self.playing and self.case is not None
 
-    # ------------------------------------------------------------------------------------------
-    # decisions
-    def decide(self, decision: str | None) -> bool:
-        """Save ``decision`` (one of DECISIONS, or None to clear) for the current patient and phase.
-
-        Saved at once, with the comment draft and the seconds spent on the case. Returns True when
-        saved; on failure the reason goes to ``notice`` and nothing changes.
-        """
-        decision = None if decision in (None, "", "none") else decision
-        if decision is not None and decision not in DECISIONS:
-            raise InvalidNameError(f"Decision {decision!r} is not allowed; use one of {list(DECISIONS)}.")
-        return self._save(decision, self.comment)
-
-    def set_comment(self, text: str) -> None:
-        """Set the comment draft (saved by :meth:`commit_comment`, a decision, or moving on)."""
-        self.comment = text or ""
-
-    def commit_comment(self) -> bool:
-        """Save the comment draft if it differs from the stored comment; return True when saved."""
-        if self._comment_key is None or self.comment == self._stored_comment:
-            return False
-        _, patient, phase = self._comment_key
-        stored = word(self._decisions.get(patient, {}).get(phase))
-        return self._save(stored, self.comment, key=self._comment_key)
-
-    def _save(self, decision: str | None, comment: str, key: tuple[Any, str, str] | None = None) -> bool:
-        if key is None:
-            if self.dataset_obj is None or not self.patient:
-                self.notice = self.error or "Nothing to decide: no patient is open."
-                return False
-            key = (self.dataset_obj, self.patient, self.phase)
-        dataset, patient, phase = key
-        seconds = round(time.monotonic() - self._arrived, 1)
-        try:
-            saved = dataset.save(patient, phase, decision, comment, seconds=seconds)
-        except (DatasetError, OSError) as exc:
-            self.notice = f"Not saved: {exc}"
-            return False
-        before = dict(self._decisions.get(patient, {}))
-        self._decisions.setdefault(patient, {})[phase] = saved
-        with self.batch():
-            if key == self._comment_key:
-                self._stored_comment = saved.comment
-            if dataset is self.dataset_obj and patient == self.patient and phase == self.phase:
-                self.decision = word(saved) or ""
-            self.saved_at = "saved " + time.strftime("%H:%M:%S")
-            self.notice = ""
-            if dataset is self.dataset_obj:
-                self._account(patient, before, self._decisions[patient])
-            self.revision += 1
-        return True
-
     def _on_suspicion(self) -> None:
         """The triage published a new ranking: re-sort and re-filter if the queue depends on it."""
         if self._uses_suspicion() and self.patients:
@@ -480,17 +418,17 @@ class ReviewState(QueueState, ViewSettings):
             return
         try:
             here, other = self.patient_dir(), next(p for p in PHASES if p != self.phase)
-            self.cache.prefetch(here, (other,), self.layout)
+            reads: list[tuple[Path, tuple[str, ...]]] = [(here, (other,))]
             items = []
             for direction in (+1, -1):
                 i = self._neighbour(direction)
                 if i is not None and i != self.patient_index:
                     folder = self.patient_dir(self.patients[i])
-                    self.cache.prefetch(folder, PHASES, self.layout)
+                    reads.append((folder, PHASES))
                     items.append((folder, self.phase))
                     items.append((folder, other))
             # The next patient in this phase is the likeliest next view; the other phase here next.
             items.insert(1 if items else 0, (here, other))
-            self.prefetcher.schedule(dict.fromkeys(items), self.layout)
+            self.prefetcher.schedule(dict.fromkeys(items), self.layout, reads=dict.fromkeys(reads))
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")

@@ -2,10 +2,12 @@
 
 Where the numbers come from
 ---------------------------
-- **The metrics strip** of the current patient: :func:`cmrqc_widgets.metrics.metrics_for_patient`
-  (both phases), measured in a background thread the first time the patient is shown and kept
-  for the session. A patient switch never waits for it: the strip says "measuring…" and fills a
-  moment later.
+- **The metrics strip** of the current patient: both phases measured in a background thread the
+  first time the patient is shown, and kept for the session. The phases come from the review
+  screen's case cache, where the prefetch has put them anyway, and go through
+  :func:`cmrqc_widgets.metrics.case_metrics`; when a phase cannot be read,
+  :func:`cmrqc_widgets.metrics.metrics_for_patient` names the failure in its own words. A patient
+  switch never waits for it: the strip says "measuring…" and fills a moment later.
 - **Suspicion of the whole dataset** (the order "most suspicious first" and the filter "flagged"):
   read from ``<dataset stem>.metrics.csv`` next to the dataset file in the reviewer's folder
   when ``cmrqc metrics`` wrote one there, e.g.
@@ -27,7 +29,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +38,11 @@ from typing import Any
 from traitlets import Any as AnyTrait
 from traitlets import Bool, HasTraits, Int, Unicode
 
-from ..metrics import DEFAULT_WEIGHTS, CaseReport, Thresholds, metrics_for_patient
+from ..metrics import DEFAULT_WEIGHTS, Thresholds, case_metrics, metrics_for_patient
 from ..names import PHASES
+from .summary import CaseSummary, metrics_csv_for
 
 log = logging.getLogger(__name__)
-
-METRICS_SUFFIX = ".metrics.csv"
-"""``<dataset stem>.metrics.csv`` next to a dataset file holds its metrics, if ``cmrqc metrics``
-wrote them there."""
 
 PAUSE_AFTER_MOVE = 0.3
 """Seconds the dataset-wide measuring stays out of the way after each patient move."""
@@ -54,105 +53,6 @@ IDLE_EXIT = 10.0
 APPLY_EVERY = 0.25
 """Inside a kernel, results of the dataset-wide measuring reach the screen at most this often."""
 
-Volumes = tuple[float | None, float | None, float | None]
-
-
-@dataclass(frozen=True)
-class CaseSummary:
-    """What the metrics strip shows of one patient, and what the queue needs.
-
-    Attributes
-    ----------
-    suspicion : float
-        Sum of the weights of the failed checks (0 = nothing suspicious).
-    failed : tuple of str
-        Failed checks in plain words; a phase's own checks start with the phase (``"ES: ..."``).
-    lv, rv : (EDV ml, ESV ml, EF %)
-        ``None`` where a phase or the structure is missing.
-    myo_mass_g : float or None
-        Myocardial mass at ``mass_phase`` (ED, else ES when ED cannot be measured).
-    mass_phase : str
-    """
-
-    suspicion: float
-    failed: tuple[str, ...]
-    lv: Volumes
-    rv: Volumes
-    myo_mass_g: float | None
-    mass_phase: str = "ED"
-
-    @property
-    def flagged(self) -> bool:
-        """At least one failed check."""
-        return bool(self.failed) or self.suspicion > 0
-
-    @classmethod
-    def from_report(cls, report: CaseReport) -> CaseSummary:
-        """Summary of a :class:`~cmrqc_widgets.metrics.CaseReport`."""
-        ed, es = report.phases.get("ED"), report.phases.get("ES")
-
-        def volume(pm: Any, structure: str) -> float | None:
-            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts[structure] else None
-
-        def ventricle(v: Any, structure: str) -> Volumes:
-            if v is not None:
-                return (v.edv_ml, v.esv_ml, v.ef)
-            return (volume(ed, structure), volume(es, structure), None)
-
-        failed = [_with_phase(p, c.message) for p in PHASES for c in report.checks.get(p, ())]
-        failed += [c.message for c in report.pair_checks]
-        mass_phase, pm = ("ED", ed) if volume(ed, "MYO") is not None else ("ES", es)
-        mass = pm.myo_mass_g if volume(pm, "MYO") is not None else None
-        return cls(
-            suspicion=float(report.suspicion),
-            failed=tuple(failed),
-            lv=ventricle(report.lv, "LV"),
-            rv=ventricle(report.rv, "RV"),
-            myo_mass_g=mass,
-            mass_phase=mass_phase if mass is not None else "",
-        )
-
-    @classmethod
-    def from_rows(cls, rows: Mapping[str, Mapping[str, Any]]) -> CaseSummary:
-        """Summary of one patient's rows of a metrics CSV (``{"ED": row, "ES": row}``)."""
-        ed, es = rows.get("ED", {}), rows.get("ES", {})
-        both = [r for r in (ed, es) if r]
-
-        def first(name: str) -> float | None:
-            for row in both:
-                value = _number(row.get(name))
-                if value is not None:
-                    return value
-            return None
-
-        def ventricle(v: str) -> Volumes:
-            edv = first(f"{v}_edv_ml")
-            esv = first(f"{v}_esv_ml")
-            return (
-                edv if edv is not None else _number(ed.get(f"{v}_ml")) or None,
-                esv if esv is not None else _number(es.get(f"{v}_ml")) or None,
-                first(f"{v}_ef"),
-            )
-
-        messages = {
-            p: [m for m in str(r.get("failed_checks") or "").split("; ") if m] for p, r in rows.items()
-        }
-        shared = [m for m in messages.get("ED", []) if m in messages.get("ES", [])]
-        failed = [_with_phase(p, m) for p in PHASES for m in messages.get(p, []) if m not in shared]
-        score = first("case_suspicion")
-        if score is None:
-            score = max((_number(r.get("suspicion")) or 0.0 for r in both), default=0.0)
-        mass_phase, row = ("ED", ed) if _number(ed.get("myo_mass_g")) else ("ES", es)
-        mass = _number(row.get("myo_mass_g")) or None
-        return cls(
-            suspicion=float(score),
-            failed=tuple(failed + shared),
-            lv=ventricle("lv"),
-            rv=ventricle("rv"),
-            myo_mass_g=mass,
-            mass_phase=mass_phase if mass is not None else "",
-        )
-
 
 @dataclass(frozen=True)
 class _Result:
@@ -160,18 +60,6 @@ class _Result:
     items: list[tuple[str, CaseSummary]]
     last: bool = False
     source: str | None = None
-
-
-def _with_phase(phase: str, message: str) -> str:
-    return message if message.startswith("cannot read") else f"{phase}: {message}"
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if number != number else number
 
 
 def measure(
@@ -190,11 +78,6 @@ def measure(
             myo_mass_g=None,
             mass_phase="",
         )
-
-
-def metrics_csv_for(dataset_path: Path) -> Path:
-    """Where a metrics CSV of ``dataset_path`` is looked for: ``<stem>.metrics.csv`` beside it."""
-    return Path(dataset_path).with_name(Path(dataset_path).stem + METRICS_SUFFIX)
 
 
 def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:
@@ -234,6 +117,8 @@ class Triage(HasTraits):
     busy : callable, optional
         Returns True while more urgent background work runs (the neighbours' prefetch); the
         dataset-wide measuring waits for it.
+    cache : CaseCache, optional
+        Where the current patient's phases are taken from for the strip (read again otherwise).
     schedule : callable or None or "auto"
         How results reach the main thread (see :func:`kernel_scheduler`); "auto" detects a kernel.
     """
@@ -252,11 +137,13 @@ class Triage(HasTraits):
         thresholds: Thresholds | None = None,
         busy: Callable[[], bool] | None = None,
         schedule: Any = "auto",
+        cache: Any = None,
     ) -> None:
         super().__init__()
         self.layout = layout
         self.thresholds = thresholds
         self._busy = busy or (lambda: False)
+        self.cache = cache
         self._schedule = kernel_scheduler() if schedule == "auto" else schedule
         self.batch: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
         self.on_publish: Callable[[], None] = lambda: None
@@ -478,7 +365,7 @@ class Triage(HasTraits):
                 if job is not None:
                     key, folder = job
                     if key not in self._known:
-                        self._post(self._generation, [(key, self._measure(key, folder))], urgent=True)
+                        self._post(self._generation, [(key, self._measure_shown(key, folder))], urgent=True)
                 elif scan is not None:
                     try:
                         next(scan)
@@ -492,6 +379,19 @@ class Triage(HasTraits):
                 with self._cv:
                     self._working = False
                     self._cv.notify_all()
+
+    def _measure_shown(self, key: str, folder: Path) -> CaseSummary:
+        """The patient on screen: its phases are in the case cache (or on their way there)."""
+        if self.cache is not None:
+            try:
+                ed, es = (self.cache.get(folder, phase, self.layout) for phase in PHASES)
+                report = case_metrics(ed, es, self.thresholds, patient=key)
+            except Exception:  # unreadable: metrics_for_patient words the failed check
+                pass
+            else:
+                self.n_measured += 1
+                return CaseSummary.from_report(report)
+        return self._measure(key, folder)
 
     def _measure(self, key: str, folder: Path) -> CaseSummary:
         self.n_measured += 1

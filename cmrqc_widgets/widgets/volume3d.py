@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,54 @@ MARKER = "box"
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """Everything the 3D panel needs to draw one case, computed off the main thread.
+
+    Attributes
+    ----------
+    parts : dict
+        Structure -> (x, y, z) contiguous float32 arrays in scanner millimetres (only structures
+        with points).
+    limits : tuple
+        (low, high) of the x, y and z axes: a cube around the points.
+    size : float
+        Marker size: about one voxel, a little larger when subsampled so surfaces stay closed.
+    status : str
+        HTML line: points drawn of labelled voxels, per structure.
+    """
+
+    parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    limits: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+    size: float
+    status: str
+
+
+def prepare_drawing(case: Any, cap: int = DEFAULT_CAP) -> Drawing:
+    """The :class:`Drawing` of ``case`` with at most ``cap`` points."""
+    points = case_points(case, cap=cap)
+    xyz = points.xyz.astype(np.float32, copy=False)
+    if len(xyz):
+        low, high = xyz.min(axis=0), xyz.max(axis=0)
+    else:
+        low, high = np.zeros(3, np.float32), np.ones(3, np.float32)
+    centre = (low + high) / 2
+    half = float(max((high - low).max(), 1.0)) * 0.55
+    total = sum(points.counts.values())
+    voxel = float(np.mean(case.spacing[1:]))
+    fill = (total / max(len(xyz), 1)) ** (1 / 3) if total else 1.0
+    size = float(np.clip(100 * voxel * fill / (2 * half), 0.2, 4.0))
+    parts = {}
+    for name in STRUCTURES:
+        part = points.for_structure(name)
+        if len(part):
+            parts[name] = tuple(np.ascontiguousarray(part[:, k], dtype=np.float32) for k in range(3))
+    counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
+    shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
+    x, y, z = ((float(c - half), float(c + half)) for c in centre)
+    return Drawing(parts, (x, y, z), size, f"<small>{shown} ({counts})</small>")
 
 
 class Volume3DPanel(VBox):
@@ -89,6 +138,7 @@ class Volume3DPanel(VBox):
         self._present: set[str] = set()
         self._placeholder: Any = None
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
+        self.on_build: Callable[[], None] | None = None  # called once ipyvolume is imported and built
         super().__init__(
             [self.toggle, self.status, self._body],
             layout=Layout(flex="0 0 auto", min_width=f"{size}px"),
@@ -103,10 +153,10 @@ class Volume3DPanel(VBox):
         """Whether the 3D view is shown."""
         return bool(self.toggle.value)
 
-    def show_case(self, case: Any, message: str = "", points: Any = None) -> None:
+    def show_case(self, case: Any, message: str = "", points: Drawing | None = None) -> None:
         """Show ``case`` (or ``message`` when it is None); points are computed only when expanded.
 
-        ``points`` are :meth:`points_for` of ``case`` when already extracted (by the prefetch).
+        ``points`` is :meth:`points_for` of ``case`` when already prepared (by the prefetch).
         """
         self._case = case
         self._points = points
@@ -116,9 +166,9 @@ class Volume3DPanel(VBox):
         else:
             self.status.value = ""
 
-    def points_for(self, case: Any) -> Any:
-        """The points this panel draws for ``case`` (thread-safe: the prefetch calls it)."""
-        return case_points(case, cap=self.cap)
+    def points_for(self, case: Any) -> Drawing:
+        """What this panel draws for ``case`` (thread-safe: the prefetch calls it)."""
+        return prepare_drawing(case, cap=self.cap)
 
     def set_visible(self, structures: list[str]) -> None:
         """Show only ``structures`` (cheap: changes the figure's scatter list, no new points)."""
@@ -162,8 +212,10 @@ class Volume3DPanel(VBox):
         )
         self.figure = ipyvolume.Figure(scatters=[self._placeholder], width=self.size, height=self.size)
         self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x", "y", "z"  # scanner mm
+        if self.on_build is not None:
+            self.on_build()
 
-    def _scatter(self, name: str, part: np.ndarray, size: float) -> Any:
+    def _scatter(self, name: str, part: tuple[np.ndarray, np.ndarray, np.ndarray], size: float) -> Any:
         """A new scatter of structure ``name`` holding ``part``.
 
         New rather than updated in place: ipyvolume 0.6.3 tweens old to new coordinates and, when
@@ -172,7 +224,7 @@ class Volume3DPanel(VBox):
         import ipyvolume
 
         colour = _hex(STRUCTURE_COLOURS[name])
-        x, y, z = (np.ascontiguousarray(part[:, k]) for k in range(3))
+        x, y, z = part
         return ipyvolume.Scatter(
             x=x,
             y=y,
@@ -204,35 +256,27 @@ class Volume3DPanel(VBox):
             return
         if self._case is self._drawn:
             return
-        points = self._points if self._points is not None else self.points_for(self._case)
+        drawing = self._points if self._points is not None else self.points_for(self._case)
         self._points = None
         self.n_point_updates += 1
         self._drawn = self._case
-        xyz = points.xyz.astype(np.float32, copy=False)
-        if len(xyz):
-            low, high = xyz.min(axis=0), xyz.max(axis=0)
-        else:
-            low, high = np.zeros(3, np.float32), np.ones(3, np.float32)
-        centre = (low + high) / 2
-        half = float(max((high - low).max(), 1.0)) * 0.55
-        total = sum(points.counts.values())
-        # Markers sized like one voxel, grown a little when subsampled so the surface stays closed.
-        voxel = float(np.mean(self._case.spacing[1:]))
-        fill = (total / max(len(xyz), 1)) ** (1 / 3) if total else 1.0
-        size = float(np.clip(100 * voxel * fill / (2 * half), 0.2, 4.0))
         with self.figure.hold_sync():
-            for axis, c in zip("xyz", centre, strict=True):
-                setattr(self.figure, f"{axis}lim", (float(c - half), float(c + half)))
+            for axis, limits in zip("xyz", drawing.limits, strict=True):
+                setattr(self.figure, f"{axis}lim", limits)
             old = self.scatters
-            self.scatters = {}
-            for name in STRUCTURES:
-                part = points.for_structure(name)
-                if len(part):
-                    self.scatters[name] = self._scatter(name, part, size)
+            size = drawing.size
+            self.scatters = {name: self._scatter(name, part, size) for name, part in drawing.parts.items()}
             self._present = set(self.scatters)
             self._update_scatter_list()
         for scatter in old.values():
-            scatter.close()
-        counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
-        shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
-        self.status.value = f"<small>{shown} ({counts})</small>"
+            _close_scatter(scatter)
+        self.status.value = drawing.status
+
+
+def _close_scatter(scatter: Any) -> None:
+    """Close a scatter and the two shader materials it created (they would stay open otherwise)."""
+    materials = [getattr(scatter, name, None) for name in ("material", "line_material")]
+    scatter.close()
+    for material in materials:
+        if material is not None:
+            material.close()
