@@ -573,3 +573,19 @@ def test_nothing_piles_up_per_patient(widget: ReviewWidget) -> None:
     assert w.wait_idle()
     assert len(_instances) == open_widgets  # old 3D scatters and their materials closed
     assert w.state.cache.nbytes <= w.state.cache.max_bytes == MIN_CACHE_MB * 1e6  # tiny cases: the floor
+
+
+def test_gc_freeze_only_in_a_voila_kernel(root, monkeypatch):
+    """A researcher's notebook kernel is never frozen; a Voilà dashboard kernel is (smoother switches)."""
+    import gc
+
+    from cmrqc_widgets import ReviewWidget
+
+    frozen_before = gc.get_freeze_count()
+    monkeypatch.delenv("VOILA_KERNEL_ID", raising=False)
+    ReviewWidget(root=root, user=USER).close()
+    assert gc.get_freeze_count() == frozen_before
+    monkeypatch.setenv("VOILA_KERNEL_ID", "test-kernel")
+    ReviewWidget(root=root, user=USER).close()
+    assert gc.get_freeze_count() > frozen_before
+    gc.unfreeze()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import html
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,11 +60,13 @@ class ReviewWidget(VBox):
         Most points in the 3D panel.
     state : ReviewState, optional
         Use an existing state (then ``root``, ``user``, ``dataset``, ``cache_mb`` are ignored).
-    freeze_gc : bool
+    freeze_gc : bool, optional
         Once built, move the objects alive so far (imports, widgets) out of the way of Python's
         cyclic garbage collector (``gc.freeze``). Otherwise a full collection walks ~200,000
         long-lived objects and pauses a patient switch by ~90 ms now and then. (Those objects are
         then only freed by reference counting, which is how widgets alive for a session go.)
+        The default, None, freezes only in a Voilà dashboard kernel (``VOILA_KERNEL_ID`` set): a
+        researcher's notebook kernel is shared with their own work, which must stay collectable.
 
     Examples
     --------
@@ -83,7 +86,7 @@ class ReviewWidget(VBox):
         show_3d: bool = False,
         points_cap: int = DEFAULT_CAP,
         state: ReviewState | None = None,
-        freeze_gc: bool = True,
+        freeze_gc: bool | None = None,
         **kwargs: Any,
     ) -> None:
         self.log_panel = LogPanel(layout=Layout(width="100%"))
@@ -150,6 +153,8 @@ class ReviewWidget(VBox):
         self._show_case()
         if show_3d:
             st.show_3d = True
+        if freeze_gc is None:
+            freeze_gc = "VOILA_KERNEL_ID" in os.environ
         if freeze_gc:
             _freeze_heap()
             self.volume_view.on_build = _freeze_heap  # ipyvolume and pythreejs: ~100,000 more objects
