@@ -130,7 +130,7 @@ def bench_widget(patients: list[Path], repeat: int) -> dict[str, object]:
     viewer = widget.slice_view
 
     def wait_prefetch() -> None:
-        time.sleep(0.5)  # let the background prefetch of the neighbours finish
+        widget.wait_idle()  # the neighbours' prefetch and background measuring are done
 
     cold, warm, slice_ms, sent = [], [], [], []
     for _ in range(repeat):
@@ -190,7 +190,8 @@ for _ in range({n_patients}):
     w.next_patient_button.click()
     w.accept_button.click()
     time.sleep(0.05)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork+exec and would report the parent's peak.
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if done.returncode != 0:
