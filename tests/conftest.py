@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import matplotlib
 import pytest
-from synthetic import write_case
+from synthetic import REVIEWER, write_case
 
 matplotlib.use("Agg")
 
@@ -15,6 +16,35 @@ matplotlib.use("Agg")
 def case_dir(tmp_path: Path) -> Path:
     """One phantom patient in the 4Dsegment layout (the old app's naming)."""
     return write_case(tmp_path / "data" / "patient001")
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo cohort (small volumes), written once per run; tests copy only its dataset file."""
+    from cmrqc_widgets.demo import make_demo_cohort
+
+    root = tmp_path_factory.mktemp("cohort")
+    make_demo_cohort(root, REVIEWER, shape=(64, 64, 6))
+    return root
+
+
+@pytest.fixture
+def root(tmp_path: Path, cohort: Path) -> Path:
+    """A fresh data root whose reviewer has demo.json (patients in the shared cohort)."""
+    folder = tmp_path / "users" / REVIEWER
+    folder.mkdir(parents=True)
+    shutil.copy(cohort / "users" / REVIEWER / "demo.json", folder / "demo.json")
+    return tmp_path
+
+
+@pytest.fixture
+def widget(root: Path):
+    """A review screen on the demo cohort."""
+    from cmrqc_widgets.widgets import ReviewWidget
+
+    w = ReviewWidget(root=root, user=REVIEWER)
+    yield w
+    w.close()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+REVIEWER = "alice"
+"""Reviewer of the demo-cohort fixtures in conftest.py."""
+
 # Label numbers of each preset, so tests can write cases "as pipeline X would".
 LABELS = {
     "4dsegment": {"LV": 1, "RV": 2, "MYO": 3},

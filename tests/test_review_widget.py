@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from synthetic import REVIEWER
 
-from cmrqc_widgets.demo import make_demo_cohort
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets import ReviewState, ReviewWidget, SliceViewer
 from cmrqc_widgets.widgets import review as review_module
@@ -17,32 +16,7 @@ from cmrqc_widgets.widgets import volume3d as volume3d_module
 from cmrqc_widgets.widgets.panels import PAGE_SIZE
 from cmrqc_widgets.widgets.state import MIN_CACHE_MB
 
-USER = "alice"
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo cohort (small volumes), written once; tests copy only its dataset file."""
-    root = tmp_path_factory.mktemp("cohort")
-    make_demo_cohort(root, USER, shape=(64, 64, 6))
-    return root
-
-
-@pytest.fixture
-def root(tmp_path: Path, cohort: Path) -> Path:
-    """A fresh data root whose reviewer has demo.json (patients in the shared cohort)."""
-    folder = tmp_path / "users" / USER
-    folder.mkdir(parents=True)
-    shutil.copy(cohort / "users" / USER / "demo.json", folder / "demo.json")
-    return tmp_path
-
-
-@pytest.fixture
-def widget(root: Path):
-    """A review screen on the demo cohort."""
-    w = ReviewWidget(root=root, user=USER)
-    yield w
-    w.close()
+USER = REVIEWER
 
 
 def on_disk(owner, name: str = "demo.json") -> dict:

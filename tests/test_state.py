@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from synthetic import write_case
+from synthetic import REVIEWER, write_case
 from traitlets import TraitError
 
-from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
+from cmrqc_widgets.demo import DEMO_BROKEN
 from cmrqc_widgets.errors import InvalidNameError
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets.queue import FILTERS
 from cmrqc_widgets.widgets.state import ReviewState
 
-USER = "alice"
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo cohort (small volumes), written once; tests copy only its dataset file."""
-    root = tmp_path_factory.mktemp("cohort")
-    make_demo_cohort(root, USER, shape=(64, 64, 6))
-    return root
-
-
-@pytest.fixture
-def root(tmp_path: Path, cohort: Path) -> Path:
-    """A fresh data root whose reviewer has demo.json (patients in the shared cohort)."""
-    folder = tmp_path / "users" / USER
-    folder.mkdir(parents=True)
-    shutil.copy(cohort / "users" / USER / "demo.json", folder / "demo.json")
-    return tmp_path
+USER = REVIEWER
 
 
 def on_disk(owner, name: str = "demo.json") -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from synthetic import REVIEWER
 
 from cmrqc_widgets.cohort import COLUMNS, cohort_metrics, read_metrics
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
@@ -19,33 +19,8 @@ from cmrqc_widgets.widgets.metrics_strip import FAILED_COLOUR
 from cmrqc_widgets.widgets.queue import patient_name
 from cmrqc_widgets.widgets.summary import CaseSummary, metrics_csv_for
 
-USER = "alice"
+USER = REVIEWER
 BROKEN = set(DEMO_BROKEN)
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo cohort (small volumes), written once; tests copy only its dataset file."""
-    root = tmp_path_factory.mktemp("cohort")
-    make_demo_cohort(root, USER, shape=(64, 64, 6))
-    return root
-
-
-@pytest.fixture
-def root(tmp_path: Path, cohort: Path) -> Path:
-    """A fresh data root whose reviewer has demo.json (patients in the shared cohort)."""
-    folder = tmp_path / "users" / USER
-    folder.mkdir(parents=True)
-    shutil.copy(cohort / "users" / USER / "demo.json", folder / "demo.json")
-    return tmp_path
-
-
-@pytest.fixture
-def widget(root: Path):
-    """A review screen on the demo cohort."""
-    w = ReviewWidget(root=root, user=USER)
-    yield w
-    w.close()
 
 
 def names(w: ReviewWidget, indices) -> list[str]:
