@@ -6,6 +6,7 @@ ambiguous once ``tests/browser/conftest.py`` exists too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -90,3 +91,17 @@ def write_case(
     if layout == "acdc":
         (patient_dir / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: NOR\nHeight: 180.0\n")
     return patient_dir
+
+
+def on_disk(owner, name: str = "demo.json") -> dict:
+    """A review screen's (or state's) dataset file as the old app would read it, after the pending rewrite."""
+    state = getattr(owner, "state", owner)
+    if state.dataset_obj is not None:
+        state.dataset_obj.flush()
+    return raw(Path(state.store.folder), name)
+
+
+def raw(folder: Path, name: str) -> dict:
+    """The JSON file ``folder/name``, parsed."""
+    with open(folder / name, encoding="utf-8") as f:
+        return json.load(f)

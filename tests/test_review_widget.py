@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from synthetic import REVIEWER
+from synthetic import REVIEWER, on_disk, raw
 
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets import ReviewState, ReviewWidget, SliceViewer
@@ -17,19 +17,6 @@ from cmrqc_widgets.widgets.panels import PAGE_SIZE
 from cmrqc_widgets.widgets.state import MIN_CACHE_MB
 
 USER = REVIEWER
-
-
-def on_disk(owner, name: str = "demo.json") -> dict:
-    """The dataset file as the old app would read it, after the open dataset's pending rewrite."""
-    state = getattr(owner, "state", owner)
-    if state.dataset_obj is not None:
-        state.dataset_obj.flush()
-    return raw(Path(state.store.folder), name)
-
-
-def raw(folder: Path, name: str) -> dict:
-    with open(folder / name, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def key(event_key: str, **extra) -> dict:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from synthetic import REVIEWER, write_case
+from synthetic import REVIEWER, on_disk, raw, write_case
 from traitlets import TraitError
 
 from cmrqc_widgets.demo import DEMO_BROKEN
@@ -16,19 +15,6 @@ from cmrqc_widgets.widgets.queue import FILTERS
 from cmrqc_widgets.widgets.state import ReviewState
 
 USER = REVIEWER
-
-
-def on_disk(owner, name: str = "demo.json") -> dict:
-    """The dataset file as the old app would read it, after the open dataset's pending rewrite."""
-    state = getattr(owner, "state", owner)
-    if state.dataset_obj is not None:
-        state.dataset_obj.flush()
-    return raw(Path(state.store.folder), name)
-
-
-def raw(folder: Path, name: str) -> dict:
-    with open(folder / name, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def key_of(state: ReviewState, name: str) -> str:
