@@ -23,10 +23,6 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "slice_viewer"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 VIEWER = ".cmrqc-slice-viewer"
 
 NOTEBOOK_CODE = """\
@@ -70,8 +66,7 @@ def free_port() -> int:
 def write_phantom(folder: Path, slices: int = 12, size: int = 200) -> None:
     """A noisy short-axis stack (labels 1 LV, 2 RV, 3 MYO) whose LV grows from slice to slice.
 
-    Self-contained on purpose: ``from synthetic import`` breaks as soon as a ``tests/browser/conftest.py``
-    exists (pytest then swaps the ``conftest`` module).
+    Its own phantom (not ``synthetic.phantom``): the tests need an LV that changes from slice to slice.
     """
     rng = np.random.default_rng(0)
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -130,23 +125,21 @@ def voila_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(voila_url):
-    """A Chromium page with the viewer decoded and drawn."""
+def page(voila_url, browser):
+    """A Chromium page (the shared ``browser`` fixture) with the viewer decoded and drawn."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(voila_url, timeout=60_000)
-        try:
-            tab.wait_for_selector(f'{VIEWER}[data-ready="1"]', timeout=90_000)
-        except playwright_api.TimeoutError:
-            tab.screenshot(path=ARTIFACTS / "not-ready.png")
-            pytest.fail(f"The slice viewer never drew; page errors: {errors}")
-        yield tab
-        browser.close()
+    tab = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(voila_url, timeout=60_000)
+    try:
+        tab.wait_for_selector(f'{VIEWER}[data-ready="1"]', timeout=90_000)
+    except playwright_api.TimeoutError:
+        tab.screenshot(path=ARTIFACTS / "not-ready.png")
+        pytest.fail(f"The slice viewer never drew; page errors: {errors}")
+    yield tab
+    tab.close()
 
 
 def canvas_pixels(page, which: str) -> np.ndarray:
