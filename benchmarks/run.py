@@ -30,8 +30,8 @@ from baseline import old_app_move  # noqa: E402
 
 from cmrqc_widgets.cases import CaseCache  # noqa: E402
 from cmrqc_widgets.demo import make_demo_cohort  # noqa: E402
-from cmrqc_widgets.points import case_points  # noqa: E402
 from cmrqc_widgets.render import auto_window, render_slice_pngs  # noqa: E402
+from cmrqc_widgets.render.points import case_points  # noqa: E402
 from cmrqc_widgets.store import QCStore  # noqa: E402
 
 SIZES = {

@@ -36,7 +36,7 @@ _LAZY = {
     "Case": "cases",
     "CaseCache": "cases",
     "load_case": "cases",
-    "Layout": "layouts",
+    "Layout": "cases",
     "QCStore": "store",
     "Dataset": "store",
     "Decision": "store",
@@ -44,8 +44,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .cases import Case, CaseCache, load_case
-    from .layouts import Layout
+    from .cases import Case, CaseCache, Layout, load_case
     from .store import Dataset, Decision, QCStore
     from .widgets import ReviewWidget
 

@@ -28,9 +28,9 @@ import nibabel as nib
 import numpy as np
 from filelock import FileLock
 
-from .journal import watermark_path
 from .names import check_dataset_name, resolve_root, resolve_user, safe_path, user_folder
 from .store import QCStore
+from .store.journal import watermark_path
 
 __all__ = ["DEMO_BROKEN", "DEMO_FOLDER", "LABEL_MAP", "demo_affine", "make_demo_cohort", "patient_name"]
 

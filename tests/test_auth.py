@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from cmrqc_widgets.auth import (
+from cmrqc_widgets.errors import AuthError, InvalidNameError
+from cmrqc_widgets.serve.auth import (
     LoginThrottle,
     add_user,
     check_login,
@@ -18,7 +19,6 @@ from cmrqc_widgets.auth import (
     migrate_users,
     verify_password,
 )
-from cmrqc_widgets.errors import AuthError, InvalidNameError
 
 
 class FakeClock:
@@ -244,7 +244,7 @@ def test_throttle_rejects_nonsense_limit():
 def make_authenticator(root, **config):
     """A CMRQCAuthenticator on ``root`` (skips when the hub extra is not installed)."""
     pytest.importorskip("jupyterhub")
-    from cmrqc_widgets.hub import CMRQCAuthenticator
+    from cmrqc_widgets.serve.hub import CMRQCAuthenticator
 
     return CMRQCAuthenticator(data_root=str(root), **config)
 
@@ -305,7 +305,7 @@ def test_authenticator_keeps_name_case(tmp_path):
 def test_authenticator_default_root_from_environment(tmp_path, monkeypatch):
     """Without data_root config the authenticator reads CMRQC_ROOT."""
     pytest.importorskip("jupyterhub")
-    from cmrqc_widgets.hub import CMRQCAuthenticator
+    from cmrqc_widgets.serve.hub import CMRQCAuthenticator
 
     monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
     assert CMRQCAuthenticator().data_root == str(tmp_path.resolve())

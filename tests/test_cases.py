@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from synthetic import LABELS, phantom, write_case, write_nifti
 
-from cmrqc_widgets import cases
-from cmrqc_widgets.cases import CaseCache, UnknownLabelWarning, load_case
+from cmrqc_widgets.cases import CaseCache, UnknownLabelWarning, load_case, reader
+from cmrqc_widgets.cases import cache as case_cache
+from cmrqc_widgets.cases.layouts import custom_layout
 from cmrqc_widgets.errors import CaseError, InvalidNameError
-from cmrqc_widgets.layouts import custom_layout
 
 
 def write_pair(
@@ -373,13 +373,13 @@ def test_arrays_are_read_only_and_masks_work(case_dir: Path) -> None:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every file the loader reads."""
     seen: list[Path] = []
-    real = cases._read_nifti
+    real = reader._read_nifti
 
     def counting(path: Path):
         seen.append(path)
         return real(path)
 
-    monkeypatch.setattr(cases, "_read_nifti", counting)
+    monkeypatch.setattr(reader, "_read_nifti", counting)
     return seen
 
 
@@ -423,14 +423,14 @@ def test_prefetch_then_get_reads_once(case_dir: Path, monkeypatch: pytest.Monkey
     """A get while the prefetch is still reading waits for it instead of reading again."""
     gate = threading.Event()
     seen: list[str] = []
-    real = cases._read_nifti
+    real = reader._read_nifti
 
     def slow(path: Path):
         seen.append(threading.current_thread().name)
         gate.wait(10)
         return real(path)
 
-    monkeypatch.setattr(cases, "_read_nifti", slow)
+    monkeypatch.setattr(reader, "_read_nifti", slow)
     cache = CaseCache()
     cache.prefetch(case_dir, phases=["ED"])
     result: list = []
@@ -498,13 +498,13 @@ def test_prefetch_of_an_unknown_folder_is_silent_until_get(tmp_path: Path) -> No
 def test_detected_layout_is_cached_per_folder(case_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The layout of a folder is detected once for both phases."""
     calls: list = []
-    real = cases.get_layout
+    real = case_cache.get_layout
 
     def counting(layout, patient_dir=None):
         calls.append(layout)
         return real(layout, patient_dir)
 
-    monkeypatch.setattr(cases, "get_layout", counting)
+    monkeypatch.setattr(case_cache, "get_layout", counting)
     cache = CaseCache()
     cache.get(case_dir, "ED")
     cache.get(case_dir, "ES")
@@ -540,8 +540,8 @@ def test_close_during_prefetch_neither_hangs_nor_keeps_stale_cases(
 ) -> None:
     """Closing while prefetches are queued or running: later gets read afresh and return."""
     gate = threading.Event()
-    real = cases._read_nifti
-    monkeypatch.setattr(cases, "_read_nifti", lambda path: gate.wait(10) and real(path))
+    real = reader._read_nifti
+    monkeypatch.setattr(reader, "_read_nifti", lambda path: gate.wait(10) and real(path))
     cache = CaseCache(workers=1)
     cache.prefetch(case_dir)  # ED runs (held at the gate), ES waits in the queue
     cache.close()

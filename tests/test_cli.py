@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from synthetic import write_case
 
-from cmrqc_widgets import cli
-from cmrqc_widgets.auth import is_hashed, load_users, verify_password
-from cmrqc_widgets.cli import find_cases, main
+from cmrqc_widgets.cli import core as cli
+from cmrqc_widgets.cli.core import find_cases, main
+from cmrqc_widgets.serve.auth import is_hashed, load_users, verify_password
 from cmrqc_widgets.store import QCStore
 
 

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pytest
 from synthetic import write_case
 
-from cmrqc_widgets import cohort
-from cmrqc_widgets.cohort import (
+from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
+from cmrqc_widgets.errors import CmrqcError, DatasetError
+from cmrqc_widgets.qc import cohort
+from cmrqc_widgets.qc.cohort import (
     COLUMNS,
     cohort_metrics,
     flagged_patients,
@@ -21,9 +23,7 @@ from cmrqc_widgets.cohort import (
     suspicion_order,
     suspicion_queue,
 )
-from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
-from cmrqc_widgets.errors import CmrqcError, DatasetError
-from cmrqc_widgets.metrics import metrics_for_patient
+from cmrqc_widgets.qc.metrics import metrics_for_patient
 from cmrqc_widgets.store import QCStore
 
 

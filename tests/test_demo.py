@@ -12,7 +12,7 @@ import pytest
 from cmrqc_widgets.cases import load_case
 from cmrqc_widgets.demo import DEMO_BROKEN, LABEL_MAP, make_demo_cohort, patient_name
 from cmrqc_widgets.errors import CaseError, InvalidNameError
-from cmrqc_widgets.metrics import metrics_for_patient
+from cmrqc_widgets.qc.metrics import metrics_for_patient
 from cmrqc_widgets.store import QCStore
 
 FILES = ("lvsa_SR_ED.nii.gz", "lvsa_SR_ES.nii.gz", "seg_lvsa_SR_ED.nii.gz", "seg_lvsa_SR_ES.nii.gz")

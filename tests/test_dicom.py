@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from cmrqc_widgets.cases.dicom import dicom_series_to_nifti
 from cmrqc_widgets.cli import main
-from cmrqc_widgets.dicom import dicom_series_to_nifti
 from cmrqc_widgets.errors import CaseError
 
 pydicom = pytest.importorskip("pydicom")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cmrqc_widgets.export import ROW_FIELDS
 from cmrqc_widgets.store import Dataset, QCStore
+from cmrqc_widgets.store.export import ROW_FIELDS
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from synthetic import LABELS, phantom, write_case, write_nifti
 
+from cmrqc_widgets.cases.layouts import PRESETS, Layout, custom_layout, detect_layout, get_layout, read_frames
 from cmrqc_widgets.errors import CaseError, InvalidNameError
-from cmrqc_widgets.layouts import PRESETS, Layout, custom_layout, detect_layout, get_layout, read_frames
 
 
 @pytest.mark.parametrize("name", ["4dsegment", "ukbb", "acdc"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import LABELS, phantom, write_case
 
-from cmrqc_widgets.metrics import (
+from cmrqc_widgets.qc.metrics import (
     DEFAULT_WEIGHTS,
     MYOCARDIAL_DENSITY,
     Thresholds,

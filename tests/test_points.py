@@ -9,7 +9,7 @@ import pytest
 from synthetic import LABELS
 
 from cmrqc_widgets.names import STRUCTURE_COLOURS, STRUCTURES
-from cmrqc_widgets.points import Points, case_points, label_points
+from cmrqc_widgets.render.points import Points, case_points, label_points
 
 AFFINE = np.array(
     [

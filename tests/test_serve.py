@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cmrqc_widgets import serve
+from cmrqc_widgets.cli import serving
+from cmrqc_widgets.cli.serving import prepare_hub, prepare_serve, register
 from cmrqc_widgets.errors import AuthError, CmrqcError, InvalidNameError
-from cmrqc_widgets.serve import (
+from cmrqc_widgets.serve.voila import (
     find_notebook,
     hub_environment,
-    prepare_hub,
-    prepare_serve,
-    register,
     serve_environment,
     shipped_dir,
     supports_preheat,
@@ -191,7 +189,7 @@ def test_hostile_user_refused(tmp_path, user):
 def test_serve_command_runs_voila(tmp_path, monkeypatch):
     """serve_command runs the prepared Voilà command and returns its exit code."""
     calls = []
-    monkeypatch.setattr(serve, "_run", lambda argv, env, cwd=None: calls.append((argv, env)) or 3)
+    monkeypatch.setattr(serving, "_run", lambda argv, env, cwd=None: calls.append((argv, env)) or 3)
     args = parse(["serve", "--root", str(tmp_path), "--user", "carol", "--no-browser"])
     assert args.func(args) == 3
     (argv, env), = calls
@@ -200,7 +198,7 @@ def test_serve_command_runs_voila(tmp_path, monkeypatch):
 
 def test_hub_arguments_and_environment(tmp_path, monkeypatch):
     """`cmrqc hub` runs JupyterHub on our config, trial spawner, state folder private."""
-    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(serving.shutil, "which", lambda name: "/usr/bin/" + name)
     args = parse(["hub", "--root", str(tmp_path), "--port", "8123"])
     argv, env, state = prepare_hub(args)
     assert argv[1:] == ["-m", "jupyterhub", "-f", str(CONFIG / "jupyterhub_config.py")]
@@ -212,7 +210,7 @@ def test_hub_arguments_and_environment(tmp_path, monkeypatch):
 
 def test_hub_refuses_plaintext_users(tmp_path, monkeypatch):
     """`cmrqc hub` on a legacy plaintext users.json stops with the migrate hint."""
-    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(serving.shutil, "which", lambda name: "/usr/bin/" + name)
     (tmp_path / "users.json").write_text(json.dumps({"alice": "password"}))
     with pytest.raises(AuthError, match="cmrqc user migrate"):
         prepare_hub(parse(["hub", "--root", str(tmp_path)]))
@@ -220,7 +218,7 @@ def test_hub_refuses_plaintext_users(tmp_path, monkeypatch):
 
 def test_hub_needs_the_proxy(tmp_path, monkeypatch):
     """Without configurable-http-proxy on PATH, `cmrqc hub` says how to install it."""
-    monkeypatch.setattr(serve.shutil, "which", lambda name: None)
+    monkeypatch.setattr(serving.shutil, "which", lambda name: None)
     with pytest.raises(CmrqcError, match="npm install -g configurable-http-proxy"):
         prepare_hub(parse(["hub", "--root", str(tmp_path)]))
 
@@ -243,7 +241,7 @@ def test_hub_config_trial(tmp_path, monkeypatch):
     assert c.JupyterHub.hub_bind_url.startswith("http://127.0.0.1:")
     assert c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:")
     assert c.JupyterHub.cookie_max_age_days == 3
-    assert c.JupyterHub.authenticator_class == "cmrqc_widgets.hub.CMRQCAuthenticator"
+    assert c.JupyterHub.authenticator_class == "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
     assert c.CMRQCAuthenticator.data_root == str(tmp_path)
     assert c.Spawner.default_url == "/voila/render/review.ipynb"
     assert c.Spawner.notebook_dir == str(REPO / "notebooks")
@@ -291,7 +289,7 @@ def test_z2jh_values_lint():
     assert mounts["/srv/cmrqc/users/{username}"]["subPath"] == "users/{username}"
     assert mounts["/srv/cmrqc/cohorts"]["readOnly"] is True
     hub = values["hub"]["config"]
-    assert hub["JupyterHub"]["authenticator_class"] == "cmrqc_widgets.hub.CMRQCAuthenticator"
+    assert hub["JupyterHub"]["authenticator_class"] == "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
     assert hub["JupyterHub"]["cookie_max_age_days"] == 3
     assert hub["CMRQCAuthenticator"]["data_root"] == "/srv/cmrqc"
     assert values["cull"]["enabled"] is True
@@ -307,7 +305,7 @@ def test_sigterm_stops_the_server_too(tmp_path):
     pid_file = tmp_path / "server.pid"
     server = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     runner = (
-        "import sys; from cmrqc_widgets.serve import _run; "
+        "import sys; from cmrqc_widgets.serve.voila import _run; "
         f"sys.exit(abs(_run([sys.executable, '-c', {server!r}], dict(__import__('os').environ))))"
     )
     process = subprocess.Popen([sys.executable, "-c", runner])

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from cmrqc_widgets.errors import DatasetError, InvalidNameError
-from cmrqc_widgets.journal import Watermark, watermark_path, write_watermark
 from cmrqc_widgets.store import (
     Decision,
     QCStore,
     Statistics,
     UnknownPatientError,
-    encode_dataset,
     read_dataset_file,
 )
+from cmrqc_widgets.store.fileformat import encode_dataset
+from cmrqc_widgets.store.journal import Watermark, watermark_path, write_watermark
 
 # A file as the old app and hand edits leave them: variants, extra keys, a patient without comments.
 OLD_FILE = {

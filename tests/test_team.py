@@ -8,12 +8,11 @@ import json
 import pytest
 from synthetic import write_case
 
-from cmrqc_widgets.cli_team import register
-from cmrqc_widgets.cohort import read_metrics
+from cmrqc_widgets.cli.team import register
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
 from cmrqc_widgets.errors import CmrqcError, DatasetError
-from cmrqc_widgets.store import QCStore
-from cmrqc_widgets.team import (
+from cmrqc_widgets.qc.cohort import read_metrics
+from cmrqc_widgets.qc.team import (
     agreement,
     assign,
     cohen_kappa,
@@ -23,6 +22,7 @@ from cmrqc_widgets.team import (
     parse_fraction,
     plot_confusion,
 )
+from cmrqc_widgets.store import QCStore
 
 # Fleiss (1971) as worked on Wikipedia ("Fleiss' kappa"): 10 subjects, 14 raters, 5 categories.
 FLEISS_WIKIPEDIA = [

@@ -10,9 +10,9 @@ import pytest
 from nbclient import NotebookClient
 from synthetic import REVIEWER
 
-from cmrqc_widgets.cohort import COLUMNS, cohort_metrics, read_metrics
 from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
-from cmrqc_widgets.metrics import metrics_for_patient
+from cmrqc_widgets.qc.cohort import COLUMNS, cohort_metrics, read_metrics
+from cmrqc_widgets.qc.metrics import metrics_for_patient
 from cmrqc_widgets.widgets import ReviewWidget
 from cmrqc_widgets.widgets import triage as triage_module
 from cmrqc_widgets.widgets.metrics_strip import FAILED_COLOUR

@@ -48,7 +48,7 @@ c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 
 # Login: users.json of the data root (salted hashes), lockout after repeated failures, 3 days.
-c.JupyterHub.authenticator_class = "cmrqc_widgets.hub.CMRQCAuthenticator"
+c.JupyterHub.authenticator_class = "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
 c.CMRQCAuthenticator.data_root = str(root)
 c.CMRQCAuthenticator.max_failures = int(os.environ.get("CMRQC_HUB_MAX_FAILURES", "5"))
 c.CMRQCAuthenticator.lockout_seconds = float(os.environ.get("CMRQC_HUB_LOCKOUT_SECONDS", "900"))

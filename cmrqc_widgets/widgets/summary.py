@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..metrics import CaseReport
 from ..names import PHASES
+from ..qc.metrics import CaseReport
 
 METRICS_SUFFIX = ".metrics.csv"
 """``<dataset stem>.metrics.csv`` next to a dataset file holds its metrics, if ``cmrqc metrics``

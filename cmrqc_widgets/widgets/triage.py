@@ -38,8 +38,8 @@ from typing import Any
 from traitlets import Any as AnyTrait
 from traitlets import Bool, HasTraits, Int, Unicode
 
-from ..metrics import DEFAULT_WEIGHTS, Thresholds, case_metrics, metrics_for_patient
 from ..names import PHASES
+from ..qc.metrics import DEFAULT_WEIGHTS, Thresholds, case_metrics, metrics_for_patient
 from .summary import CaseSummary, metrics_csv_for
 
 log = logging.getLogger(__name__)
@@ -414,7 +414,7 @@ class Triage(HasTraits):
         found: set[str] = set()
         source = ""
         if csv_path is not None and csv_path.is_file():
-            from ..cohort import metrics_by_patient, read_metrics
+            from ..qc.cohort import metrics_by_patient, read_metrics
 
             try:
                 table = metrics_by_patient(read_metrics(csv_path))

@@ -28,7 +28,7 @@ import numpy as np
 from ipywidgets import HTML, Layout, ToggleButton, VBox
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
-from ..points import case_points
+from ..render.points import case_points
 
 DEFAULT_CAP = 50_000
 """Most points drawn (a deterministic, per-structure proportional subsample beyond)."""

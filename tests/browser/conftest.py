@@ -246,7 +246,7 @@ class VoilaServer:
 @pytest.fixture(scope="module")
 def voila_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
     """Voilà on the shipped review notebook, demo cohort for reviewer ``reviewer``, free port."""
-    from cmrqc_widgets.serve import (
+    from cmrqc_widgets.serve.voila import (
         ensure_demo,
         find_notebook,
         serve_environment,
@@ -296,9 +296,9 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
 
     if shutil.which("configurable-http-proxy") is None:
         pytest.skip("configurable-http-proxy is not on PATH (npm install -g configurable-http-proxy)")
-    from cmrqc_widgets.auth import add_user
     from cmrqc_widgets.demo import make_demo_cohort
-    from cmrqc_widgets.serve import hub_environment, shipped_dir
+    from cmrqc_widgets.serve.auth import add_user
+    from cmrqc_widgets.serve.voila import hub_environment, shipped_dir
 
     root = tmp_path_factory.mktemp("hub-root")
     state = tmp_path_factory.mktemp("hub-state")

@@ -167,7 +167,7 @@ def test_broken_case_shows_its_error_and_can_be_decided(voila_server, new_page, 
 
 def test_a_later_tab_shows_earlier_decisions(voila_server, new_page, shot):
     """A tab opened after a decision (served by a preheated kernel) shows it: no stale screen."""
-    from cmrqc_widgets.serve import find_notebook, voila_arguments
+    from cmrqc_widgets.serve.voila import find_notebook, voila_arguments
 
     argv = voila_arguments(find_notebook(), port=1, ip="127.0.0.1", open_browser=False)
     assert any("preheat_kernel=True" in arg for arg in argv), argv  # the shipped notebook preheats

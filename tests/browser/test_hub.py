@@ -120,7 +120,7 @@ def test_wrong_password_refused(hub_server, new_page, shot):
 
 def test_repeated_failures_lock_out(hub_server, new_page, shot):
     """After max_failures wrong passwords even the right password is refused for a while."""
-    from cmrqc_widgets.auth import add_user
+    from cmrqc_widgets.serve.auth import add_user
 
     hub = hub_server
     add_user(hub.root, "carol", "carol-pass-3")  # the hub re-reads users.json at each login

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .errors import AuthError
-from .names import check_username, resolve_root, user_folder
+from ..errors import AuthError
+from ..names import check_username, resolve_root, user_folder
 
 __all__ = [
     "USERS_FILE",

@@ -34,35 +34,19 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from . import export, names
-from .errors import DatasetError, InvalidNameError
-from .export import (
-    COMMENT_KEYS,
-    Decision,
-    HistoryEntry,
-    Statistics,
-    decision_to_record,
-    encode_dataset,
-    parse_decision,
-    read_dataset_file,
-)
-from .journal import JournalledFile, hold, lock_for, start_new_file, utc_now, write_atomic
+from .. import names
+from ..errors import DatasetError
+from . import export
+from .fileformat import COMMENT_KEYS, Decision, decision_to_record, parse_decision
+from .files import utc_now
+from .journal import JournalledFile
+from .summary import HistoryEntry, Statistics, history_entries, last_saves
 
-__all__ = [
-    "FLUSH_DELAY",
-    "Dataset",
-    "Decision",
-    "HistoryEntry",
-    "QCStore",
-    "Statistics",
-    "UnknownPatientError",
-    "encode_dataset",
-    "read_dataset_file",
-]
+__all__ = ["FLUSH_DELAY", "Dataset", "UnknownPatientError", "patient_key"]
 
 FLUSH_DELAY = 1.0
 """Default seconds after the first unwritten save by which the dataset file is rewritten."""
@@ -77,7 +61,8 @@ class UnknownPatientError(DatasetError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _patient_key(patient: str | os.PathLike[str]) -> str:
+def patient_key(patient: str | os.PathLike[str]) -> str:
+    """The dataset file's key for ``patient`` (a folder path or a key as it stands in the file)."""
     key = os.fspath(patient)
     if not isinstance(key, str):
         raise TypeError(f"A patient must be given as text, not {type(key).__name__}.")
@@ -222,7 +207,7 @@ class Dataset:
     def get(self, patient: str | os.PathLike[str], phase: str) -> Decision:
         """The decision on ``patient`` in ``phase`` ("ED"/"ES"); :class:`UnknownPatientError` if absent."""
         field = COMMENT_KEYS[names.check_phase(phase)]
-        return parse_decision(self._entry(self._files.current(), _patient_key(patient)).get(field, ""))
+        return parse_decision(self._entry(self._files.current(), patient_key(patient)).get(field, ""))
 
     def decisions(self) -> dict[str, dict[str, Decision]]:
         """Every decision: patient -> {"ED": Decision, "ES": Decision}, in file order (a new dict)."""
@@ -262,7 +247,7 @@ class Dataset:
             Time the reviewer spent on the case, recorded in the journal.
         """
         phase = names.check_phase(phase)
-        key = _patient_key(patient)
+        key = patient_key(patient)
         seconds = _check_seconds(seconds)
         Decision(decision, comment or "")  # refuse a bad decision before touching anything
         field = COMMENT_KEYS[phase]
@@ -327,12 +312,12 @@ class Dataset:
 
     def history(self, patient: str | os.PathLike[str] | None = None) -> list[HistoryEntry]:
         """Every save recorded in the journal, oldest first; only ``patient``'s if given."""
-        wanted = None if patient is None else _patient_key(patient)
-        return export.history_entries(self._files.journal.records(), wanted)
+        wanted = None if patient is None else patient_key(patient)
+        return history_entries(self._files.journal.records(), wanted)
 
     def to_rows(self) -> list[dict[str, str]]:
         """One row per patient and phase: patient, phase, decision, comment, updated, user."""
-        return export.make_rows(self.decisions(), export.last_saves(self._files.journal.records()))
+        return export.make_rows(self.decisions(), last_saves(self._files.journal.records()))
 
     def to_csv(self, path_or_file: str | os.PathLike[str] | IO[str] | None = None) -> str:
         """CSV of :meth:`to_rows` (header first); also written to ``path_or_file`` if given."""
@@ -370,92 +355,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class QCStore:
-    """The dataset files of one reviewer under a data root.
-
-    Parameters
-    ----------
-    root : path, optional
-        Data root; default ``$CMRQC_ROOT``, else :data:`~cmrqc_widgets.names.DEFAULT_ROOT`.
-    user : str, optional
-        Reviewer; default ``$JUPYTERHUB_USER``, ``$CMRQC_USER``, else the OS user.
-    flush_delay : float or None
-        Passed to every :class:`Dataset` opened from this store.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str] | None = None,
-        user: str | None = None,
-        *,
-        flush_delay: float | None = FLUSH_DELAY,
-    ) -> None:
-        self.root = names.resolve_root(root)
-        self.user = names.resolve_user(user)
-        self.folder = names.user_folder(self.root, self.user)
-        self.flush_delay = flush_delay
-
-    def __repr__(self) -> str:
-        return f"QCStore({str(self.root)!r}, user={self.user!r})"
-
-    def path(self, name: str) -> Path:
-        """Path of dataset ``name`` in the reviewer's folder; :class:`InvalidNameError` if unsafe."""
-        names.check_dataset_name(name)
-        folder = names.user_folder(self.root, self.user)
-        return names.safe_path(folder, name)
-
-    def datasets(self) -> list[str]:
-        """Names of the reviewer's dataset files, sorted; listed afresh on every call."""
-        try:
-            entries = list(os.scandir(self.folder))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        found = []
-        for entry in entries:
-            if not entry.name.endswith(".json"):
-                continue
-            try:
-                if self.path(entry.name).is_file():
-                    found.append(entry.name)
-            except InvalidNameError:
-                continue
-        return sorted(found)
-
-    def open(self, name: str) -> Dataset:
-        """Open dataset ``name``; :class:`DatasetError` if it is missing or not a dataset file."""
-        path = self.path(name)
-        if not path.is_file():
-            raise DatasetError(f"Dataset file {path} does not exist.")
-        return Dataset(path, self.user, name=name, flush_delay=self.flush_delay)
-
-    def _make_folder(self) -> None:
-        folder = names.user_folder(self.root, self.user)
-        if not folder.is_dir():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                folder.mkdir(mode=0o700)
-            except FileExistsError:
-                return
-            os.chmod(folder, 0o700)
-
-    def create(
-        self, name: str, patients: Iterable[str | os.PathLike[str]], *, exist_ok: bool = False
-    ) -> Dataset:
-        """Create dataset ``name`` with ``patients`` (no decisions yet) and open it.
-
-        With ``exist_ok`` an existing file is opened unchanged; otherwise it is a :class:`DatasetError`.
-        """
-        self.path(name)  # refuse a bad name before creating any folder
-        data = {_patient_key(p): {"ED_Comments": "", "ES_Comments": ""} for p in patients}
-        self._make_folder()
-        path = self.path(name)
-        with hold(lock_for(path)):
-            if path.exists():
-                if not exist_ok:
-                    raise DatasetError(f"Dataset file {path} already exists.")
-            else:
-                write_atomic(path, encode_dataset(data))
-                start_new_file(path)  # saves of a deleted dataset of that name stay in its history only
-        return Dataset(path, self.user, name=name, flush_delay=self.flush_delay)

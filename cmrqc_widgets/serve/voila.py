@@ -17,11 +17,9 @@ set-up (see ``voila_config/README.md``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,16 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import CmrqcError
-from .names import resolve_root, resolve_user, user_folder
+from ..errors import CmrqcError
+from ..names import user_folder
 
 __all__ = [
     "DEMO_DATASET",
     "NOTEBOOK",
-    "hub_command",
+    "ensure_demo",
     "hub_environment",
-    "register",
-    "serve_command",
     "serve_environment",
     "shipped_dir",
     "supports_preheat",
@@ -55,7 +51,7 @@ DEMO_DATASET = "demo.json"
 TEMPLATE = "cmrqc"
 """Our Voilà template (``voila_config/voila/templates/cmrqc``): the lab template minus its CDN links."""
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # cmrqc_widgets/
 
 
 def shipped_dir(name: str, package_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -179,7 +175,7 @@ def ensure_demo(root: Path, user: str) -> Path:
     dataset = user_folder(root, user) / DEMO_DATASET
     if dataset.exists():
         return dataset
-    from .demo import make_demo_cohort
+    from ..demo import make_demo_cohort
 
     return Path(make_demo_cohort(root, user, dataset=DEMO_DATASET))
 
@@ -205,36 +201,6 @@ def _run(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> i
             signal.signal(signal.SIGTERM, previous)
 
 
-def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """Resolve everything ``cmrqc serve`` needs: the Voilà command line and its environment."""
-    root = resolve_root(args.root)
-    user = resolve_user(args.user)
-    notebook = find_notebook()
-    config_dir = shipped_dir("voila_config")
-    if getattr(args, "demo", False):
-        path = ensure_demo(root, user)
-        print(f"Demo dataset: {path}", file=sys.stderr)
-    argv = voila_arguments(
-        notebook,
-        port=args.port,
-        ip=args.ip,
-        open_browser=not getattr(args, "no_browser", False),
-        config_dir=config_dir,
-    )
-    return argv, serve_environment(root, user, config_dir, ip=args.ip)
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """``cmrqc serve``: run the Voilà dashboard for one reviewer until Ctrl-C."""
-    argv, env = prepare_serve(args)
-    print(
-        f"Serving the review dashboard for {env['CMRQC_USER']} (data root {env['CMRQC_ROOT']}) "
-        f"on http://{args.ip}:{args.port}/ — press Ctrl-C to stop.",
-        file=sys.stderr,
-    )
-    return _run(argv, env)
-
-
 def hub_environment(
     root: Path,
     *,
@@ -253,77 +219,3 @@ def hub_environment(
         CMRQC_HUB_SPAWNER="simple",
     )
     return env
-
-
-def prepare_hub(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
-    """Resolve ``cmrqc hub``: the JupyterHub command line, its environment and state folder."""
-    from .auth import load_users
-
-    try:
-        import jupyterhub  # noqa: F401
-    except ImportError as exc:
-        raise CmrqcError(
-            "JupyterHub is not installed; install the hub extra: pip install 'cmrqc_widgets[hub]'."
-        ) from exc
-    if shutil.which("configurable-http-proxy") is None:
-        raise CmrqcError(
-            "configurable-http-proxy is not on PATH; install it with: npm install -g configurable-http-proxy."
-        )
-    root = resolve_root(args.root)
-    users = load_users(root)  # refuses a legacy plaintext file before the hub starts
-    if not users:
-        print(
-            f"No reviewers in {root / 'users.json'} yet: add one with `cmrqc user add NAME --root {root}`.",
-            file=sys.stderr,
-        )
-    state = Path(args.state).expanduser().resolve() if args.state else root / ".hub"
-    state.mkdir(parents=True, exist_ok=True)
-    os.chmod(state, 0o700)  # holds the cookie secret and the hub database
-    config = shipped_dir("voila_config") / "jupyterhub_config.py"
-    argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
-    return argv, hub_environment(root, port=args.port, ip=args.ip, state=state), state
-
-
-def hub_command(args: argparse.Namespace) -> int:
-    """``cmrqc hub``: run a local JupyterHub trial (all reviewers as this OS user) until Ctrl-C."""
-    argv, env, state = prepare_hub(args)
-    print(
-        f"JupyterHub trial on http://{args.ip}:{args.port}/ (data root {env['CMRQC_ROOT']}, "
-        f"state {state}) — press Ctrl-C to stop.",
-        file=sys.stderr,
-    )
-    return _run(argv, env, cwd=state)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``serve`` and ``hub`` subcommands to the ``cmrqc`` command line."""
-    serve = subparsers.add_parser(
-        "serve",
-        help="open the review dashboard (Voilà) in the browser",
-        description="Run the review dashboard with Voilà for one reviewer until Ctrl-C.",
-    )
-    serve.add_argument(
-        "--demo", action="store_true", help="create the demo cohort for the reviewer first, if missing"
-    )
-    serve.add_argument("--root", help="data root (default: $CMRQC_ROOT, then ~/cmrqc)")
-    serve.add_argument(
-        "--user", help="reviewer (default: $JUPYTERHUB_USER, then $CMRQC_USER, then the OS user)"
-    )
-    serve.add_argument("--port", type=int, default=8866, help="port (default: 8866)")
-    serve.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    serve.set_defaults(func=serve_command)
-
-    hub = subparsers.add_parser(
-        "hub",
-        help="run a local JupyterHub trial: reviewers log in with users.json",
-        description=(
-            "Run JupyterHub with voila_config/jupyterhub_config.py; every reviewer runs as this OS user "
-            "(a trial; see voila_config/README.md for production)."
-        ),
-    )
-    hub.add_argument("--root", help="data root holding users.json (default: $CMRQC_ROOT, then ~/cmrqc)")
-    hub.add_argument("--port", type=int, default=8000, help="public port (default: 8000)")
-    hub.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    hub.add_argument("--state", help="folder for the hub database and cookie secret (default: <root>/.hub)")
-    hub.set_defaults(func=hub_command)

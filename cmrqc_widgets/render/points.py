@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .names import STRUCTURE_COLOURS, STRUCTURES
+from ..names import STRUCTURE_COLOURS, STRUCTURES
 
 _COLOURS = np.array([STRUCTURE_COLOURS[name] for name in STRUCTURES], np.float32) / 255
 

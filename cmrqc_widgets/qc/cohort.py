@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CmrqcError, DatasetError
+from ..errors import CmrqcError, DatasetError
 from .metrics import CaseReport, Thresholds, metrics_for_patient
 
 __all__ = [
@@ -96,7 +96,7 @@ def list_patients(
             if p.is_dir() and not p.name.startswith(".")
         ]
     if path.is_file():
-        from .store import read_dataset_file
+        from ..store import read_dataset_file
 
         keys = list(read_dataset_file(path))
         if root is not None:

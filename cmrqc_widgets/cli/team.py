@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 __all__ = ["cmd_agreement", "cmd_assign", "cmd_metrics", "register"]
 
@@ -21,7 +21,7 @@ _ROOT_HELP = "data root (default: $CMRQC_ROOT, then ~/cmrqc)"
 
 
 def _fraction(text: str) -> float:
-    from .team import parse_fraction
+    from ..qc.team import parse_fraction
 
     try:
         return parse_fraction(text)
@@ -83,8 +83,8 @@ def _dataset_name(name: str) -> str:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """``cmrqc metrics``: write the metrics CSV and print a summary; 1 if some case crashed."""
-    from .cohort import cohort_metrics, suspicion_order
-    from .store import QCStore
+    from ..qc.cohort import cohort_metrics, suspicion_order
+    from ..store import QCStore
 
     source, root = Path(args.source).expanduser(), args.root
     if not source.exists():
@@ -118,7 +118,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     """``cmrqc assign``: write each reviewer's file and print who got how many cases."""
-    from .team import assign
+    from ..qc.team import assign
 
     path = Path(args.dataset).expanduser()
     if path.is_file():
@@ -136,7 +136,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 def cmd_agreement(args: argparse.Namespace) -> int:
     """``cmrqc agreement``: print per-phase agreement (or JSON); optionally the disagreements CSV."""
-    from .team import agreement, disagreements_csv
+    from ..qc.team import agreement, disagreements_csv
 
     result = agreement(args.root, _dataset_name(args.dataset), args.users)
     if args.disagreements:

@@ -20,14 +20,10 @@ a cached case.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import threading
 import warnings
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,9 +34,9 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import apply_orientation, inv_ornt_aff
 from nibabel.spatialimages import HeaderDataError
 
-from .errors import CaseError
+from ..errors import CaseError
+from ..names import STRUCTURES, check_phase
 from .layouts import Layout, get_layout
-from .names import PHASES, STRUCTURES, check_phase
 
 try:  # python-isal, when installed, gunzips ~1.6x faster than zlib (same errors, releases the GIL)
     from isal.igzip import decompress as _gunzip
@@ -213,7 +209,7 @@ def _display_ornt(affine: np.ndarray) -> np.ndarray:
     return ornt
 
 
-def _load(patient_dir: Path, phase: str, layout: Layout) -> Case:
+def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
     """Read and check one case; warnings are recorded in the Case, not emitted."""
     image_path, labels_path = layout.files(patient_dir, phase)
     image_img = _read_nifti(image_path)
@@ -269,7 +265,8 @@ def _load(patient_dir: Path, phase: str, layout: Layout) -> Case:
     return case
 
 
-def _emit(case: Case) -> None:
+def emit_warnings(case: Case) -> None:
+    """Emit the warnings :func:`read_case` recorded in ``case`` (once per case handed out)."""
     for note in case.warnings:
         warnings.warn(note, UnknownLabelWarning, stacklevel=3)
 
@@ -297,200 +294,6 @@ def load_case(patient_dir: str | Path, phase: str, layout: str | Layout | None =
         on different grids. Unknown label values only warn (:class:`UnknownLabelWarning`).
     """
     patient_dir = Path(patient_dir).expanduser()
-    case = _load(patient_dir, check_phase(phase), get_layout(layout, patient_dir))
-    _emit(case)
+    case = read_case(patient_dir, check_phase(phase), get_layout(layout, patient_dir))
+    emit_warnings(case)
     return case
-
-
-class CaseCache:
-    """A thread-safe, size-bounded LRU cache of decoded cases, with background prefetch.
-
-    Parameters
-    ----------
-    max_mb : float
-        Budget for the image and label arrays held, in MB (1e6 bytes). The least recently used
-        cases are evicted beyond it; the case loaded last is always kept.
-    workers : int
-        Background threads for :meth:`prefetch` (gzip decompression releases the GIL).
-
-    Notes
-    -----
-    Cases are keyed by (resolved patient folder, phase, layout). A ``get`` of a case being
-    prefetched waits for that read instead of starting another; failures are never cached, so a
-    fixed file loads on the next ``get``. Detected layouts are remembered per folder.
-    """
-
-    def __init__(self, max_mb: float = 512, workers: int = 1) -> None:
-        self.max_bytes = int(max_mb * 1e6)
-        self.workers = max(1, int(workers))
-        self._lock = threading.Lock()
-        self._cases: OrderedDict[tuple, Case] = OrderedDict()
-        self._pending: dict[tuple, Future] = {}
-        self._layouts: OrderedDict[Path, Layout] = OrderedDict()
-        self._unannounced: set[tuple] = set()  # prefetched cases whose warnings get() has not emitted
-        self._nbytes = 0
-        self._generation = 0
-        self._executor: ThreadPoolExecutor | None = None
-
-    def _resolve(self, patient_dir: str | Path, layout: str | Layout | None) -> tuple[Path, Layout]:
-        path = Path(patient_dir).expanduser().resolve()
-        if layout is not None:
-            return path, get_layout(layout)
-        with self._lock:
-            found = self._layouts.get(path)
-        if found is None:
-            found = get_layout(None, path)
-            with self._lock:
-                self._layouts[path] = found
-                if len(self._layouts) > 10_000:
-                    self._layouts.popitem(last=False)
-        return path, found
-
-    def _run(self, key: tuple, future: Future, generation: int, background: bool = False) -> Case:
-        path, phase, layout = key
-        try:
-            case = _load(path, phase, layout)
-        except BaseException as exc:
-            with self._lock:
-                if self._pending.get(key) is future:
-                    del self._pending[key]
-            future.set_exception(exc)
-            raise
-        with self._lock:
-            if generation == self._generation:
-                self._store(key, case)
-            if background and case.warnings:
-                self._unannounced.add(key)
-            if self._pending.get(key) is future:
-                del self._pending[key]
-        future.set_result(case)
-        return case
-
-    def _store(self, key: tuple, case: Case) -> None:
-        old = self._cases.pop(key, None)
-        if old is not None:
-            self._nbytes -= old.nbytes
-        self._cases[key] = case
-        self._nbytes += case.nbytes
-        while self._nbytes > self.max_bytes and len(self._cases) > 1:
-            evicted_key, evicted = self._cases.popitem(last=False)
-            self._nbytes -= evicted.nbytes
-            self._unannounced.discard(evicted_key)
-
-    def get(self, patient_dir: str | Path, phase: str, layout: str | Layout | None = None) -> Case:
-        """The case, from the cache, from an in-flight prefetch, or read now.
-
-        Raises
-        ------
-        CaseError
-            As :func:`load_case` (also the error of a failed prefetch of this case).
-        """
-        phase = check_phase(phase)
-        path, found = self._resolve(patient_dir, layout)
-        key = (path, phase, found)
-        while True:
-            with self._lock:  # one decision under the lock: cached, in flight, or ours to read
-                case = self._cases.get(key)
-                future = self._pending.get(key) if case is None else None
-                owner = case is None and future is None
-                if case is not None:
-                    self._cases.move_to_end(key)
-                elif owner:
-                    future = Future()
-                    future.set_running_or_notify_cancel()
-                    self._pending[key] = future
-                    generation = self._generation
-            if owner:
-                case = self._run(key, future, generation)
-                _emit(case)
-                return case
-            if case is None:
-                try:
-                    case = future.result()
-                except CancelledError:
-                    with self._lock:
-                        if self._pending.get(key) is future:
-                            del self._pending[key]
-                    continue
-            with self._lock:
-                announce = key in self._unannounced
-                self._unannounced.discard(key)
-            if announce:
-                _emit(case)
-            return case
-
-    def prefetch(
-        self, patient_dir: str | Path, phases: Iterable[str] = PHASES, layout: str | Layout | None = None
-    ) -> None:
-        """Start reading ``phases`` of a patient in the background; return at once.
-
-        Errors (including a folder with no known layout) are swallowed here and raised by the
-        next :meth:`get` of that case.
-        """
-        try:
-            path, found = self._resolve(patient_dir, layout)
-            keys = [(path, check_phase(phase), found) for phase in phases]
-        except Exception:
-            return
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cmrqc-prefetch")
-            for key in keys:
-                if key in self._cases:
-                    self._cases.move_to_end(key)
-                elif key not in self._pending:
-                    future: Future = Future()
-                    self._pending[key] = future
-                    self._executor.submit(self._background, key, future, self._generation)
-
-    def _background(self, key: tuple, future: Future, generation: int) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        with contextlib.suppress(BaseException):  # kept in the future, raised by get()
-            self._run(key, future, generation, background=True)
-
-    def clear(self) -> None:
-        """Forget every cached case, detected layout and pending prefetch (in-flight reads are dropped)."""
-        self._reset(stop=False)
-
-    def close(self) -> None:
-        """Clear the cache and stop the background threads (a later prefetch starts new ones)."""
-        self._reset(stop=True)
-
-    def _reset(self, stop: bool) -> None:
-        with self._lock:
-            self._generation += 1
-            self._cases.clear()
-            self._layouts.clear()
-            self._unannounced.clear()
-            self._nbytes = 0
-            pending, self._pending = self._pending, {}
-            executor = self._executor
-            if stop:
-                self._executor = None
-        for future in pending.values():
-            future.cancel()  # only those not started; get() then reads the case itself
-        if stop and executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the cached image and label arrays."""
-        return self._nbytes
-
-    def __len__(self) -> int:
-        return len(self._cases)
-
-    def __contains__(self, item: object) -> bool:
-        """``(patient_dir, phase)`` or ``(patient_dir, phase, layout)`` is cached (no detection, no I/O)."""
-        if not isinstance(item, tuple) or len(item) not in (2, 3):
-            return False
-        path = Path(item[0]).expanduser().resolve()
-        phase = str(item[1]).upper()
-        with self._lock:
-            if len(item) == 3:
-                try:
-                    return (path, phase, get_layout(item[2])) in self._cases
-                except Exception:
-                    return False
-            return any(k[0] == path and k[1] == phase for k in self._cases)

@@ -10,7 +10,6 @@ the frame to keep, e.g. the end-diastolic one.
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .errors import CaseError
+from ..errors import CaseError
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -139,23 +138,3 @@ def dicom_series_to_nifti(folder: str | Path, out: str | Path | None = None, *, 
     if out is not None:
         image.to_filename(str(out))
     return image
-
-
-def convert_command(args: argparse.Namespace) -> int:
-    """``cmrqc convert-dicom``: write one series as NIfTI."""
-    image = dicom_series_to_nifti(args.folder, args.out, frame=args.frame)
-    print(f"{args.out}: {'x'.join(map(str, image.shape))} voxels")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``convert-dicom`` to the ``cmrqc`` command."""
-    parser = subparsers.add_parser(
-        "convert-dicom",
-        help="convert a DICOM short-axis series to NIfTI for review",
-        description="Convert one DICOM series (a short-axis stack) to a NIfTI file, geometry kept.",
-    )
-    parser.add_argument("folder", type=Path, help="folder holding the series' DICOM files")
-    parser.add_argument("out", type=Path, help="NIfTI file to write (.nii.gz)")
-    parser.add_argument("--frame", type=int, default=None, help="frame of a cine series to keep (from 0)")
-    parser.set_defaults(func=convert_command)

@@ -24,8 +24,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import CmrqcError, DatasetError
-from .names import DECISIONS, PHASES, check_username, resolve_user
+from ..errors import CmrqcError, DatasetError
+from ..names import DECISIONS, PHASES, check_username, resolve_user
 
 __all__ = [
     "AgreementResult",
@@ -132,7 +132,7 @@ def _check_users(users: Sequence[str]) -> list[str]:
 
 
 def _source_path(store_root: Any, dataset: str | os.PathLike[str], owner: str | None) -> Path:
-    from .store import QCStore
+    from ..store import QCStore
 
     path = Path(dataset).expanduser()
     if owner is None and path.is_file():
@@ -181,7 +181,7 @@ def assign(
     DatasetError
         If any reviewer already has a file of that name: nothing is written for anyone.
     """
-    from .store import QCStore, read_dataset_file
+    from ..store import QCStore, read_dataset_file
 
     users = _check_users(users)
     fraction = parse_fraction(overlap)
@@ -288,7 +288,7 @@ def agreement(
     CmrqcError
         Fewer than two reviewers. :class:`DatasetError` if a reviewer's file is missing.
     """
-    from .store import QCStore
+    from ..store import QCStore
 
     users = _check_users(users)
     if len(users) < 2:

@@ -24,45 +24,39 @@ with the journal lines after the watermark applied.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from .errors import DatasetError
-from .export import COMMENT_KEYS, decision_from_record, encode_patient, read_dataset_file
+from ..errors import DatasetError
+from .fileformat import COMMENT_KEYS, decision_from_record, encode_patient, read_dataset_file
+from .files import (
+    NOFOLLOW,
+    FileIdentity,
+    fsync_dir,
+    hold,
+    identity,
+    lock_for,
+    remove_stale_temps,
+    write_atomic,
+)
 
 __all__ = [
-    "LOCK_TIMEOUT",
     "Journal",
     "JournalledFile",
     "Watermark",
-    "hold",
-    "identity",
+    "apply_record",
     "journal_path",
-    "lock_for",
     "read_watermark",
     "start_new_file",
-    "utc_now",
     "watermark_path",
-    "write_atomic",
     "write_watermark",
 ]
-
-LOCK_TIMEOUT = 30.0
-"""Seconds to wait for another writer's lock before giving up with :class:`DatasetError`."""
-
-FileIdentity = tuple[int, int, int, int]
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def journal_path(dataset_path: Path) -> Path:
@@ -73,93 +67,6 @@ def journal_path(dataset_path: Path) -> Path:
 def watermark_path(dataset_path: Path) -> Path:
     """Watermark file of a dataset: ``cohort.json`` -> ``cohort.history.applied`` in the same folder."""
     return dataset_path.with_name(dataset_path.stem + ".history.applied")
-
-
-def utc_now() -> str:
-    """Current time in UTC as an ISO 8601 string with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def identity(path: Path) -> FileIdentity | None:
-    """What tells one version of a file from another: inode, size, mtime and ctime (ns); None if absent."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
-    """Write ``text`` to ``path``: temp file in the same folder, fsync, ``os.replace``, fsync the folder.
-
-    The file keeps its permission bits; a new one gets 0600. Failures raise :class:`DatasetError`
-    starting with ``what`` and the path.
-    """
-    folder = path.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise DatasetError(f"{what} {path} cannot be written ({error.strerror}).") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with contextlib.suppress(FileNotFoundError):
-                os.fchmod(handle.fileno(), os.stat(path).st_mode & 0o7777)
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(error, OSError):
-            raise DatasetError(f"{what} {path} cannot be written ({error.strerror}).") from None
-        raise
-    _fsync_dir(folder)
-
-
-def _remove_stale_temps(path: Path) -> None:
-    # Temp files of a killed writer of `path`; only call with its lock held.
-    prefix = f".{path.name}."
-    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
-        for entry in entries:
-            if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-
-
-@contextlib.contextmanager
-def hold(lock: FileLock) -> Iterator[None]:
-    """Hold ``lock``; :class:`DatasetError` naming the lock file after :data:`LOCK_TIMEOUT` seconds."""
-    try:
-        lock.acquire()
-    except Timeout:
-        raise DatasetError(
-            f"Lock file {lock.lock_file} has been held by another writer for more than "
-            f"{LOCK_TIMEOUT:.0f} s; nothing was written."
-        ) from None
-    except OSError as error:
-        raise DatasetError(f"Lock file {lock.lock_file} cannot be taken ({error.strerror}).") from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def lock_for(path: Path) -> FileLock:
-    """The lock of file ``path``: ``<name>.lock`` beside it. Two objects or threads exclude each other."""
-    return FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT, poll_interval=0.002)
 
 
 class Journal:
@@ -180,7 +87,7 @@ class Journal:
         """Append one record and fsync it; return the offset just after it. Hold the journal's lock."""
         line = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o600)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -192,7 +99,7 @@ class Journal:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return size + len(line)
 
     def read(self, start: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -326,8 +233,8 @@ class JournalledFile:
         self._base: FileIdentity | None = None  # a version of the dataset file whose content data holds
         self._merged: int | None = None  # Watermark.merged that data holds; None: unknown
         with hold(self.lock):
-            _remove_stale_temps(self.path)
-            _remove_stale_temps(self.mark_path)
+            remove_stale_temps(self.path)
+            remove_stale_temps(self.mark_path)
             self._load()
 
     def make_locks(self) -> None:

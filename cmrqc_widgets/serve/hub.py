@@ -23,9 +23,9 @@ from typing import Any
 from jupyterhub.auth import Authenticator
 from traitlets import Bool, Float, Integer, Unicode, default
 
+from ..errors import AuthError, InvalidNameError
+from ..names import check_username, resolve_root
 from .auth import LoginThrottle, check_login, load_users
-from .errors import AuthError, InvalidNameError
-from .names import check_username, resolve_root
 
 __all__ = ["CMRQCAuthenticator"]
 

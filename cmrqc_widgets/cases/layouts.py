@@ -22,8 +22,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CaseError, InvalidNameError
-from .names import PHASES, check_phase
+from ..errors import CaseError, InvalidNameError
+from ..names import PHASES, check_phase
 
 INFO_FILE = "Info.cfg"
 """File (inside the patient folder) giving the ED/ES frame numbers for ``{frame}`` patterns."""

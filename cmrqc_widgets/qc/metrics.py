@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .errors import CaseError
-from .names import PHASES, STRUCTURES
+from ..errors import CaseError
+from ..names import PHASES, STRUCTURES
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -471,7 +471,7 @@ def metrics_for_patient(
     patient : str, optional
         Name in the report (e.g. the dataset key); defaults to ``str(patient_dir)``.
     """
-    from .cases import load_case  # lazy: keeps this module importable on its own
+    from ..cases import load_case  # lazy: keeps this module importable on its own
 
     t = thresholds or Thresholds()
     phases: dict[str, PhaseMetrics] = {}

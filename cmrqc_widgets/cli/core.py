@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .errors import CaseError, CmrqcError, DatasetError
-from .names import DECISIONS, NO_DECISION, PHASES, resolve_root
+from ..errors import CaseError, CmrqcError, DatasetError
+from ..names import DECISIONS, NO_DECISION, PHASES, resolve_root
 
 __all__ = ["REGISTRATIONS", "build_parser", "find_cases", "main"]
 
@@ -28,13 +28,13 @@ __all__ = ["REGISTRATIONS", "build_parser", "find_cases", "main"]
 # Each entry is "module:function"; the function is ``register(subparsers) -> None`` and adds
 # parsers that ``set_defaults(func=<callable(args) -> int>)``. Imported when the parser is built;
 # an entry that fails to import is reported on stderr, never skipped silently.
-#   "cmrqc_widgets.serve:register"       serve, hub
-#   "cmrqc_widgets.cli_team:register"    metrics, assign, agreement
+#   "cmrqc_widgets.cli.serving:register"       serve, hub
+#   "cmrqc_widgets.cli.team:register"    metrics, assign, agreement
 # ------------------------------------------------------------------------------------------------
 REGISTRATIONS: tuple[str, ...] = (
-    "cmrqc_widgets.serve:register",  # serve, hub
-    "cmrqc_widgets.cli_team:register",  # metrics, assign, agreement
-    "cmrqc_widgets.dicom:register",  # convert-dicom
+    "cmrqc_widgets.cli.serving:register",  # serve, hub
+    "cmrqc_widgets.cli.team:register",  # metrics, assign, agreement
+    "cmrqc_widgets.cli.dicom:register",  # convert-dicom
 )
 
 _ROOT_HELP = "data root (default: $CMRQC_ROOT, then ~/cmrqc)"
@@ -72,8 +72,8 @@ def _subparser(subparsers, name: str, summary: str) -> argparse.ArgumentParser:
 
 def build_parser(registrations: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The ``cmrqc`` argument parser, including the subcommands of ``registrations``."""
-    from . import __version__
-    from .layouts import PRESETS
+    from .. import __version__
+    from ..cases.layouts import PRESETS
 
     parser = argparse.ArgumentParser(
         prog="cmrqc",
@@ -185,7 +185,7 @@ def _dataset_name(name: str) -> str:
 
 
 def _store(args: argparse.Namespace):
-    from .store import QCStore
+    from ..store import QCStore
 
     return QCStore(args.root, getattr(args, "user", None))
 
@@ -195,7 +195,7 @@ def _store(args: argparse.Namespace):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``cmrqc demo``: write the demo cohort (kept if present) and print the dataset path."""
-    from .demo import DEMO_BROKEN, DEMO_FOLDER, make_demo_cohort, patient_name
+    from ..demo import DEMO_BROKEN, DEMO_FOLDER, make_demo_cohort, patient_name
 
     path = make_demo_cohort(
         args.root, args.user, n_patients=args.patients, seed=args.seed, overwrite=args.overwrite
@@ -216,7 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _case_layout(folder: Path, layout: str | None):
     """The layout of the case in ``folder``, or None if it holds no case files."""
-    from .layouts import PRESETS, detect_layout
+    from ..cases.layouts import PRESETS, detect_layout
 
     if layout is None:
         try:
@@ -317,8 +317,8 @@ def _read_password(name: str) -> str:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     """``cmrqc user add``: store a reviewer's password as a salted hash."""
-    from .auth import add_user
-    from .names import check_username
+    from ..names import check_username
+    from ..serve.auth import add_user
 
     name = check_username(args.name)  # before asking for a password
     add_user(args.root, name, _read_password(name))
@@ -328,7 +328,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_user_migrate(args: argparse.Namespace) -> int:
     """``cmrqc user migrate``: hash a legacy plaintext users.json in place."""
-    from .auth import migrate_users
+    from ..serve.auth import migrate_users
 
     count = migrate_users(args.root)
     path = resolve_root(args.root) / "users.json"
@@ -341,7 +341,7 @@ def cmd_user_migrate(args: argparse.Namespace) -> int:
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     """``cmrqc user list``: reviewer names in users.json."""
-    from .auth import load_users
+    from ..serve.auth import load_users
 
     for name in load_users(args.root):
         print(name)

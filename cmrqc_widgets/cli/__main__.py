@@ -1,0 +1,7 @@
+"""``python -m cmrqc_widgets.cli``: the ``cmrqc`` command."""
+
+import sys
+
+from .core import main
+
+sys.exit(main())
