@@ -64,6 +64,19 @@ def write_nifti(path: Path, data: np.ndarray, spacing=(1.8, 1.8, 8.0), affine=No
     return path
 
 
+def sign(image: np.ndarray, stripes: int) -> np.ndarray:
+    """Mark ``image`` (x, y, z) with ``stripes`` bright bars across its first and last 3 y rows.
+
+    The bars (3 voxels wide, 3 apart, along x) lie outside the phantom's heart, so they are
+    unlabelled and show in grey whatever the overlay: counting them on screen names the patient.
+    """
+    marked = image.copy()
+    for k in range(stripes):
+        for band in (slice(0, 3), slice(image.shape[1] - 3, None)):
+            marked[1 + 6 * k : 4 + 6 * k, band, :] = 1000.0
+    return marked
+
+
 def write_case(
     patient_dir: Path,
     layout: str = "4dsegment",
@@ -71,12 +84,19 @@ def write_case(
     shape: tuple[int, int, int] = (40, 32, 6),
     spacing: tuple[float, float, float] = (1.8, 1.8, 8.0),
     labels_dtype=np.uint8,
+    affine: np.ndarray | None = None,
+    stripes: int = 0,
 ) -> Path:
-    """Write both phases of one phantom patient in the file naming of ``layout``; return the folder."""
+    """Write both phases of one phantom patient in the file naming of ``layout``; return the folder.
+
+    ``affine`` (instead of ``spacing``) gives the files another orientation; ``stripes`` marks the
+    image with that many bright bars (see :func:`sign`).
+    """
     label_map = LABELS[layout]
     patient_dir.mkdir(parents=True, exist_ok=True)
     for i, phase in enumerate(("ED", "ES")):
         image, labels = phantom(shape, label_map=label_map, lv_radius=6.0 - 2 * i, seed=i)
+        image = sign(image, stripes) if stripes else image
         labels = labels.astype(labels_dtype)
         if layout == "4dsegment":
             names = (f"lvsa_SR_{phase}.nii.gz", f"seg_lvsa_SR_{phase}.nii.gz")
@@ -86,11 +106,20 @@ def write_case(
             frame = 1 if phase == "ED" else 12
             stem = f"{patient_dir.name}_frame{frame:02d}"
             names = (f"{stem}.nii.gz", f"{stem}_gt.nii.gz")
-        write_nifti(patient_dir / names[0], image, spacing)
-        write_nifti(patient_dir / names[1], labels, spacing)
+        write_nifti(patient_dir / names[0], image, spacing, affine)
+        write_nifti(patient_dir / names[1], labels, spacing, affine)
     if layout == "acdc":
         (patient_dir / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: NOR\nHeight: 180.0\n")
     return patient_dir
+
+
+def write_dataset(root: Path, folders: list[Path], user: str = REVIEWER, name: str = "cohort.json") -> Path:
+    """A dataset file of ``user`` under ``root`` listing ``folders`` (no decisions yet)."""
+    folder = root / "users" / user
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps({str(f): {"ED_Comments": "", "ES_Comments": ""} for f in folders}))
+    return path
 
 
 def on_disk(owner, name: str = "demo.json") -> dict:

@@ -139,6 +139,9 @@ class Volume3DPanel(VBox):
         self._placeholder: Any = None
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
         self.on_build: Callable[[], None] | None = None  # called once ipyvolume is imported and built
+        self.provider: Callable[[Any], Drawing | None] = self.points_for
+        """Where the drawing of a case comes from when not given (the review state's preparation,
+        which fails the whole case, not just this panel, when the points cannot be made)."""
         super().__init__(
             [self.toggle, self.status, self._body],
             layout=Layout(flex="0 0 auto", min_width=f"{size}px"),
@@ -256,10 +259,13 @@ class Volume3DPanel(VBox):
             return
         if self._case is self._drawn:
             return
-        drawing = self._points if self._points is not None else self.points_for(self._case)
+        case = self._case
+        drawing = self._points if self._points is not None else self.provider(case)
         self._points = None
+        if drawing is None or self._case is not case:
+            return  # the provider failed the case and the panel already shows why
         self.n_point_updates += 1
-        self._drawn = self._case
+        self._drawn = case
         with self.figure.hold_sync():
             for axis, limits in zip("xyz", drawing.limits, strict=True):
                 setattr(self.figure, f"{axis}lim", limits)
