@@ -36,10 +36,11 @@ from ipywidgets import HTML, HBox, Layout, VBox
 from traitlets import dlink, link
 
 from . import keys as keymap
+from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
 from .current import could_not_show
 from .metrics_strip import MetricsStrip
-from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
+from .panels import DecisionBar, LogPanel, NavigationPanel
 from .queue import patient_name
 from .slice_viewer import SliceViewer, pack_case
 from .state import DEFAULT_CACHE_MB, ReviewState

@@ -196,7 +196,10 @@ def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping
 
     data = image.astype(np.float32, copy=False)
     if data.size and not np.isfinite(data.sum(dtype=np.float64)):
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+        # NaN/Inf voxels become the darkest finite value: shown dark, and out of the window's way.
+        finite = np.isfinite(data)
+        low = float(data[finite].min()) if finite.any() else 0.0
+        data = np.where(finite, data, np.float32(low))
     sample = data.ravel()[:: max(1, data.size // PERCENTILE_SAMPLE)]
     q = np.percentile(sample, [*SCALE_PERCENTILES, *WINDOW_PERCENTILES]) if data.size else np.zeros(4)
     lo, hi = float(q[0]), float(q[1])
