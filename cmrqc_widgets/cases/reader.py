@@ -4,7 +4,10 @@ Display orientation
 -------------------
 ``Case.image`` and ``Case.labels`` are indexed ``[slice, row, col]``:
 
-* slice: the third NIfTI voxel axis, in the order it was acquired (never flipped);
+* slice: the third NIfTI voxel axis, ordered from the base of the heart to its apex, as cardiac
+  tools show a short-axis stack: slice 0 is the one furthest from :data:`APEX_DIRECTION` (the LV
+  apex points to the patient's left, front and feet), whatever order the scanner or pipeline wrote
+  (Sunnybrook's DICOM starts at the apex, UK Biobank's NIfTI at the base);
 * col (across the screen): of the two in-plane voxel axes, the one whose world direction has the
   larger left-right component; oriented radiologically, so the patient's right is on the screen's
   left and the column index increases toward the patient's left (ties: the first voxel axis);
@@ -264,6 +267,16 @@ def _integer_labels(data: np.ndarray, path: Path) -> np.ndarray:
     raise CaseError(f"{path} holds label values from {low:g} to {high:g}, outside -32768..32767.")
 
 
+APEX_DIRECTION = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
+"""Where the LV apex points from the base, in RAS+ (left, anterior, inferior): a short-axis stack
+is shown base first by running its slices along this direction."""
+
+
+def runs_base_to_apex(direction: np.ndarray) -> bool:
+    """Whether stepping along ``direction`` (RAS+) moves from the base toward the apex."""
+    return float(np.dot(direction, APEX_DIRECTION)) >= 0
+
+
 def _display_ornt(affine: np.ndarray) -> np.ndarray:
     """nibabel orientation (input axis -> [output axis, flip]) into [slice, row, col]."""
     m = affine[:3, :3]
@@ -273,6 +286,7 @@ def _display_ornt(affine: np.ndarray) -> np.ndarray:
     ornt[col] = (2, -1 if m[0, col] > 0 else 1)  # toward patient left = decreasing RAS x
     up = m[2, row] if abs(m[2, row]) > abs(m[1, row]) else m[1, row]
     ornt[row] = (1, -1 if up > 0 else 1)  # top = anterior/superior, so rows run the other way
+    ornt[2] = (0, 1 if runs_base_to_apex(m[:, 2]) else -1)
     return ornt
 
 
