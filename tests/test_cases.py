@@ -270,7 +270,7 @@ def load_marked(tmp_path: Path, name: str, data: np.ndarray, affine: np.ndarray)
 
 
 def test_display_orientation_of_a_ras_volume(tmp_path: Path) -> None:
-    """RAS data: slice = z from head to feet (base to apex), columns toward patient left, rows from anterior."""
+    """RAS data: slices from head to feet (base to apex), columns toward patient left, rows from anterior."""
     data = marked_volume()
     case = load_marked(tmp_path, "ras", data, RAS)
     assert case.shape == (2, 3, 4)

@@ -5,8 +5,8 @@ gives the directions in which the column and the row index grow, ``PixelSpacing`
 (between rows, between columns) in mm, ``ImagePositionPatient`` is the centre of the first pixel.
 Slices are sorted along the normal of the image plane, base of the heart first (slice 0), apex
 last (the order the viewer shows, see :data:`~cmrqc_widgets.cases.reader.APEX_DIRECTION`), and
-the NIfTI affine is written in RAS, as nibabel and every NIfTI tool expect. A cine series (several frames at each slice position) needs
-the frame to keep, e.g. the end-diastolic one.
+the NIfTI affine is written in RAS, as nibabel and every NIfTI tool expect. A cine series
+(several frames at each slice position) needs the frame to keep, e.g. the end-diastolic one.
 """
 
 from __future__ import annotations

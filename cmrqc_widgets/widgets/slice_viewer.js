@@ -66,13 +66,16 @@ function copySlice(volume, shape, view, k, out) {
   }
 }
 
+// Orientation letters: one span per edge of each image, filled from the `orientation` trait.
+const EDGES = ["left", "right", "top", "bottom"].map((e) => `<span class="cmrqc-sv-or" data-edge="${e}"></span>`).join("");
+
 function render({ model, el }) {
   el.classList.add("cmrqc-slice-viewer");
   el.innerHTML = `
     <div class="cmrqc-sv-message" hidden></div>
     <div class="cmrqc-sv-panels">
-      <figure><canvas class="cmrqc-sv-mri"></canvas><figcaption>MRI</figcaption></figure>
-      <figure><canvas class="cmrqc-sv-labels"></canvas><figcaption>Labels</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}</div><figcaption>MRI</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}</div><figcaption>Labels</figcaption></figure>
     </div>
     <div class="cmrqc-sv-status"></div>`;
   const messageEl = el.querySelector(".cmrqc-sv-message");
@@ -113,6 +116,11 @@ function render({ model, el }) {
   function refused() {
     const expected = model.get("case_id");
     return Boolean(volume && expected && volume.id !== expected);
+  }
+
+  function placeLetters() {
+    const letters = (model.get("orientation") || {})[model.get("view")] || {};
+    for (const span of el.querySelectorAll(".cmrqc-sv-or")) span.textContent = letters[span.dataset.edge] || "";
   }
 
   function showMessage() {
@@ -258,13 +266,15 @@ function render({ model, el }) {
     ["change:window", () => (buildLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
     ["change:slice_index change:overlay change:alpha change:message", draw],
-    ["change:view change:spacing", () => (layout(), draw())],
+    ["change:view change:spacing", () => (layout(), placeLetters(), draw())],
+    ["change:orientation", placeLetters],
     ["change:zoom", layout],
   ];
   for (const [events, handler] of handlers) for (const name of events.split(" ")) model.on(name, handler);
 
   buildLut();
   buildColours();
+  placeLetters();
   showMessage();
   load();
 

@@ -31,6 +31,7 @@ import numpy as np
 import traitlets
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
+from ..render.orientation import edge_letters
 
 VIEWS: tuple[str, ...] = ("sa", "hla", "vla")
 """Short axis (``volume[k]``), horizontal long axis (``volume[:, k, :]``), vertical long axis
@@ -277,6 +278,9 @@ class SliceViewer(anywidget.AnyWidget):
     playing = traitlets.Bool(False).tag(sync=True)
     fps = traitlets.Int(5).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
+    orientation = traitlets.Dict(default_value={}).tag(sync=True)
+    """Letters at the image edges per view, ``{"sa": {"left": "R", "right": "L", "top": "A", ...}}``
+    (:func:`~cmrqc_widgets.render.orientation.edge_letters` of the case's affine)."""
     case_id = traitlets.Unicode("").tag(sync=True)
     """Identity of the case the review state shows (:func:`identity_text`); the browser paints only
     a volume whose ``volume_id`` equals it."""
@@ -386,6 +390,8 @@ class SliceViewer(anywidget.AnyWidget):
             self.image = image_bytes
             self.labels = labels_bytes
             self.spacing = [float(s) for s in case.spacing]
+            affine = getattr(case, "affine", None)
+            self.orientation = edge_letters(affine) if affine is not None else {}
             self.shape = shape
             self.default_window = window
             self.window = window
@@ -397,6 +403,7 @@ class SliceViewer(anywidget.AnyWidget):
         with self.hold_sync():
             self.playing = False
             self.volume_id = ""
+            self.orientation = {}
             self.image = b""
             self.labels = b""
             self.shape = [0, 0, 0]

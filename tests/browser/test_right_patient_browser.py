@@ -143,6 +143,12 @@ def test_the_pixels_painted_belong_to_the_patient_in_the_title(page):
             arg=[VIEWER, name],
         )
         assert bars(painted_grey(page)) == int(name[1:]), name
+        if name == "p1":  # RAS file: radiological short axis, letters on the image edges
+            edges = {
+                edge: page.locator(f"{VIEWER} .cmrqc-sv-or[data-edge={edge}]").first.inner_text()
+                for edge in ("left", "right", "top", "bottom")
+            }
+            assert edges == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
         seen.append(name)
         page.locator("button").filter(has_text=re.compile(r"^\s*Next\s*$")).first.click()
         page.wait_for_function(
