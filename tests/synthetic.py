@@ -134,3 +134,51 @@ def raw(folder: Path, name: str) -> dict:
     """The JSON file ``folder/name``, parsed."""
     with open(folder / name, encoding="utf-8") as f:
         return json.load(f)
+
+
+def write_dicom_cine(
+    folder: Path, *, slices: int = 4, frames: int = 3, patient_id: str = "PAT-0042", series_number: int = 7
+) -> np.ndarray:
+    """A short-axis cine series as a scanner writes it (needs pydicom); its pixels [frame, slice, row, col].
+
+    Oblique short-axis plane, 1.5 x 1.25 mm pixels, 8 mm between slices; the middle of the image
+    darkens from frame to frame, as a contracting heart does.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    row_dir, col_dir = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(0.3), -np.sin(0.3)])
+    normal = np.cross(row_dir, col_dir)
+    series_uid, study_uid = generate_uid(), generate_uid()
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(100, 200, size=(frames, slices, 12, 10)).astype(np.int16)
+    for f in range(frames):
+        pixels[f, :, 3:9, 3:7] += 600 - 150 * f
+    for number, (f, k) in enumerate(np.ndindex(frames, slices)):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = MRImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = MRImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.PatientID, ds.StudyDate, ds.SeriesNumber = patient_id, "20240131", series_number
+        ds.Manufacturer, ds.ManufacturerModelName, ds.MagneticFieldStrength = "GE", "Signa HDx", 1.5
+        ds.SeriesDescription = "FIESTA CINE SAX"
+        ds.InstanceNumber = number + 1
+        ds.TriggerTime = 40.0 * f
+        ds.ImageOrientationPatient = [*row_dir, *col_dir]
+        ds.ImagePositionPatient = list(np.array([10.0, -20.0, 30.0]) + k * 8.0 * normal)
+        ds.PixelSpacing = [1.5, 1.25]
+        ds.Rows, ds.Columns = pixels.shape[2:]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.PixelData = pixels[f, k].tobytes()
+        ds.save_as(folder / f"IM{number:04d}.dcm", enforce_file_format=True)
+    return pixels

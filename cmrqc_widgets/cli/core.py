@@ -98,6 +98,9 @@ def build_parser(registrations: Iterable[str] | None = None) -> argparse.Argumen
     create.add_argument(
         "--layout", choices=sorted(PRESETS), help="case layout (default: detected per folder)"
     )
+    create.add_argument("--predictions", metavar="DIR", help="nnU-Net predictions (FOLDER: its images)")
+    create.add_argument("--phase-pattern", metavar="REGEX", help="nnU-Net case name to patient and phase")
+    create.add_argument("--phase-table", metavar="CSV", help="nnU-Net cases: columns case,patient,phase")
     _add_root(create)
     _add_user(create)
     create.set_defaults(func=cmd_dataset_create)
@@ -276,7 +279,10 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
     path = store.path(name)
     if path.exists():
         raise DatasetError(f"Dataset file {path} already exists; choose another name.")
-    cases, skipped = find_cases(args.folders, args.layout)
+    from .sources import case_sources
+
+    folders, layout = case_sources(args, store.root, name)
+    cases, skipped = find_cases(folders, layout)
     if not cases:
         what = f"{args.layout} cases" if args.layout else "cases of a known layout"
         raise DatasetError(f"No {what} found in {', '.join(args.folders)}; dataset {name} not created.")

@@ -8,7 +8,33 @@ from typing import Any
 
 from ipywidgets import HTML, VBox
 
+from ..cases.study import read_info
 from ..names import STRUCTURES
+
+DICOM_ROWS = (
+    ("patient_id", "Patient ID"),
+    ("study_date", "Study date"),
+    ("scanner", "Scanner"),
+    ("sequence", "Sequence"),
+    ("spacing_mm", "DICOM spacing"),
+    ("frames", "Frames"),
+)
+"""What the case info shows of a converted DICOM study's metadata (``dicom.json``), in order."""
+
+
+def dicom_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows of the DICOM metadata stored beside a case ([] when there is none)."""
+    rows = []
+    for key, label in DICOM_ROWS:
+        value = info.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "spacing_mm":
+            value = " x ".join(f"{v:g}" for v in value) + " mm"
+        elif key == "study_date" and len(str(value)) == 8:
+            value = f"{str(value)[:4]}-{str(value)[4:6]}-{str(value)[6:]}"
+        rows.append((label, str(value)))
+    return rows
 
 
 class CaseInfo(VBox):
@@ -44,6 +70,7 @@ class CaseInfo(VBox):
                 ("Spacing", f"{spacing} mm"),
                 ("Voxels", ", ".join(f"{s} {counts.get(s, 0):,}" for s in STRUCTURES if s in counts) or "—"),
             ]
+            rows += dicom_rows(read_info(case.patient_dir))
             if case.geometry_note:
                 rows.append(("Geometry", case.geometry_note))
             rows += [("Warning", w) for w in case.warnings]

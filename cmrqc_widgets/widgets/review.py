@@ -8,7 +8,7 @@ is a thin view linked to it. Layout::
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
     right:    navigation (phase, prev/next, next undecided, order, filter, patient list, progress) ·
-              stats
+              stats · DICOM upload (a zipped study becomes a new dataset)
     footer:   help line of the keys · log
 
 Never the wrong patient: the state prepares every case for the panels (packed volume, 3D points)
@@ -39,6 +39,7 @@ from . import keys as keymap
 from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
 from .current import could_not_show
+from .dicom_upload import DicomUpload
 from .metrics_strip import MetricsStrip
 from .panels import DecisionBar, LogPanel, NavigationPanel
 from .queue import patient_name
@@ -114,6 +115,7 @@ class ReviewWidget(VBox):
         self.case_info = CaseInfo(st, guard=guard)
         self.navigation = NavigationPanel(st, guard=guard)
         self.stats = StatsPanel(st, guard=guard)
+        self.dicom_upload = DicomUpload(st, guard=guard)
         self.title = HTML("")
         self.banner = HTML("")
         self.metrics_strip = MetricsStrip(st.triage, guard=guard)
@@ -148,7 +150,7 @@ class ReviewWidget(VBox):
             layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
         )
         right = VBox(
-            [self.navigation, self.stats],
+            [self.navigation, self.stats, self.dicom_upload],
             layout=Layout(flex="1 1 320px", min_width="320px"),
         )
         super().__init__(
