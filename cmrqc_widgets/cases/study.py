@@ -147,6 +147,21 @@ def _metadata(item: Any, image: nib.Nifti1Image, frames: int, allow_patient_id: 
     }
 
 
+def _has_contours(folder: Path) -> bool:
+    return (folder / "contours").is_dir() and (folder / "dicom").is_dir()
+
+
+def _convert_contoured(patient: Path, target: Path, allow_patient_id: bool) -> Path:
+    from .contours import sunnybrook_patient_to_nifti
+
+    sunnybrook_patient_to_nifti(patient, target)
+    first = next(p for p in sorted((patient / "dicom").iterdir()) if p.is_file())
+    item = _pydicom().dcmread(first, stop_before_pixels=True)
+    info = _metadata(item, nib.load(target / "image_ED.nii.gz"), 2, allow_patient_id)
+    (target / INFO_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return target
+
+
 def convert_study(
     folder: str | Path,
     out: str | Path,
@@ -176,18 +191,14 @@ def convert_study(
         The patient folders written.
     """
     folder, out = Path(folder), Path(out)
-    if (folder / "contours").is_dir() and (folder / "dicom").is_dir():
-        from .contours import sunnybrook_patient_to_nifti
-
-        target = out / folder.name
-        sunnybrook_patient_to_nifti(folder, target)
-        first = next(p for p in sorted((folder / "dicom").iterdir()) if p.is_file())
-        item = _pydicom().dcmread(first, stop_before_pixels=True)
-        info = _metadata(item, nib.load(target / "image_ED.nii.gz"), 2, allow_patient_id)
-        (target / INFO_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
-        if progress:
-            progress(1, 1)
-        return [target]
+    contoured = [folder] if _has_contours(folder) else sorted(p for p in folder.iterdir() if _has_contours(p))
+    if contoured:  # expert contours beside the DICOM (Sunnybrook): cases with their labels
+        written = []
+        for done, patient in enumerate(contoured, start=1):
+            written.append(_convert_contoured(patient, out / patient.name, allow_patient_id))
+            if progress:
+                progress(done, len(contoured))
+        return written
     series = {uid: items for uid, items in _series(folder).items() if _is_short_axis_cine(items)}
     if not series:
         raise CaseError(f"{folder} holds no short-axis cine DICOM series (several slices, several frames).")
