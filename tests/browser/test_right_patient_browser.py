@@ -10,6 +10,8 @@ must blank the images and say so rather than keep painting the previous patient.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import re
 import signal
@@ -17,6 +19,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -33,7 +39,7 @@ NOTEBOOK_CODE = """\
 import ipywidgets as w
 from cmrqc_widgets.widgets import ReviewWidget
 
-screen = ReviewWidget(root={root!r}, user={user!r}, dataset="cohort.json")
+screen = ReviewWidget(root={root!r}, user={user!r}, dataset={dataset!r})
 desync = w.Button(description="name another case")
 desync.on_click(lambda _: screen.slice_view.set_trait("case_id", "999:ES:/elsewhere/patient042"))
 display(w.VBox([desync, screen]))
@@ -46,21 +52,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory, browser):
-    """The review screen on the signed cohort, in Chromium, first patient painted."""
-    root = tmp_path_factory.mktemp("right_patient")
-    affines = [
-        np.diag([1.8, 1.8, 8.0, 1.0]),
-        np.diag([-1.8, -1.8, 8.0, 1.0]),
-        np.array([[0, -1.8, 0, 0], [-1.8, 0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1.0]]),
-    ]
-    folders = [
-        write_case(root / "data" / f"p{i + 1}", affine=affines[i % 3], shape=(40, 32, 5 + i), stripes=i + 1)
-        for i in range(N_PATIENTS)
-    ]
-    write_dataset(root, folders)
-    code = NOTEBOOK_CODE.format(root=str(root), user=REVIEWER)
+@contextlib.contextmanager
+def review_page(browser, root: Path, dataset: str):
+    """Voilà serving the review screen on ``dataset`` of ``root``, and a page with its first case painted."""
+    code = NOTEBOOK_CODE.format(root=str(root), user=REVIEWER, dataset=dataset)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, root / "notebook.ipynb")
@@ -77,10 +72,13 @@ def page(tmp_path_factory, browser):
         while True:
             if process.poll() is not None:
                 pytest.fail(f"Voilà exited early; see {root / 'voila.log'}.")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            try:  # an HTTP answer from Voilà itself (a static file: "/" would start a kernel)
+                static = f"http://127.0.0.1:{port}/voila/static/extension.js"
+                urllib.request.urlopen(static, timeout=5).close()
                 break
-            except OSError:
+            except urllib.error.HTTPError:
+                break
+            except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline:
                     pytest.fail(f"Voilà did not answer in 60 s; see {root / 'voila.log'}.")
                 time.sleep(0.3)
@@ -101,6 +99,24 @@ def page(tmp_path_factory, browser):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, browser):
+    """The review screen on the signed cohort, in Chromium, first patient painted."""
+    root = tmp_path_factory.mktemp("right_patient")
+    affines = [
+        np.diag([1.8, 1.8, 8.0, 1.0]),
+        np.diag([-1.8, -1.8, 8.0, 1.0]),
+        np.array([[0, -1.8, 0, 0], [-1.8, 0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1.0]]),
+    ]
+    folders = [
+        write_case(root / "data" / f"p{i + 1}", affine=affines[i % 3], shape=(40, 32, 5 + i), stripes=i + 1)
+        for i in range(N_PATIENTS)
+    ]
+    write_dataset(root, folders)
+    with review_page(browser, root, "cohort.json") as tab:
+        yield tab
 
 
 def painted_grey(page) -> np.ndarray:
@@ -166,3 +182,43 @@ def test_a_volume_of_another_case_is_not_painted(page):
     assert message.inner_text().startswith("Could not show patient042 ES: the images received are those of p")
     assert not page.locator(f"{VIEWER} .cmrqc-sv-panels").is_visible()
     assert page.locator(VIEWER).get_attribute("data-volume-id") == ""
+
+
+def next_patient(page, name: str) -> None:
+    """Click Next and wait until the title names another patient than ``name``."""
+    page.locator("button").filter(has_text=re.compile(r"^\s*Next\s*$")).first.click()
+    page.wait_for_function(
+        "(name) => !document.querySelector('.cmrqc-title-case').innerText.startsWith(name + ' ')", arg=name
+    )
+
+
+def test_real_patients_pixels_are_the_titled_patients(tmp_path_factory, browser):
+    """Sunnybrook (real DICOM, converted by us): the unlabelled pixels painted equal the titled patient's."""
+    from realdata import SUNNYBROOK, sunnybrook_patients
+
+    from cmrqc_widgets.cases import load_case
+    from cmrqc_widgets.cli import main
+    from cmrqc_widgets.widgets.slice_viewer import pack_case
+
+    patients = {p.name: p for p in sunnybrook_patients()}
+    root = tmp_path_factory.mktemp("sunnybrook_browser")
+    assert main(["dataset", "create", "sb", "--root", str(root), "--user", REVIEWER, str(SUNNYBROOK)]) == 0
+    keys = {Path(k).name: k for k in json.loads((root / "users" / REVIEWER / "sb.json").read_text())}
+    with review_page(browser, root, "sb.json") as tab:
+        for _ in range(2):
+            name = named_patient(tab)
+            assert name in patients
+            tab.wait_for_function(
+                "([s, n]) => (document.querySelector(s).dataset.volumeId || '').endsWith('/' + n)",
+                arg=[VIEWER, name],
+            )
+            case = load_case(keys[name], "ED")
+            image, labels, shape, (low, high) = pack_case(case).volume
+            k = int(tab.locator(VIEWER).get_attribute("data-slice"))
+            sent = np.frombuffer(zlib.decompress(image), np.uint8).reshape(shape)[k].astype(float)
+            expected = np.clip(np.round((sent - low) / max(high - low, 1e-6) * 255), 0, 255)
+            unlabelled = np.frombuffer(zlib.decompress(labels), np.uint8).reshape(shape)[k] == 0
+            shown = painted_grey(tab).astype(float)
+            assert shown.shape == expected.shape
+            assert np.abs(shown - expected)[unlabelled].max() <= 1, name
+            next_patient(tab, name)
