@@ -222,3 +222,33 @@ def test_real_patients_pixels_are_the_titled_patients(tmp_path_factory, browser)
             assert shown.shape == expected.shape
             assert np.abs(shown - expected)[unlabelled].max() <= 1, name
             next_patient(tab, name)
+
+
+def test_upload_of_a_zipped_dicom_study_opens_its_cases(page, tmp_path):
+    """A reviewer picks a zipped DICOM study in the upload button: its case opens, painted, pseudonymised."""
+    pytest.importorskip("pydicom")
+    import zipfile
+
+    from synthetic import write_dicom_cine
+
+    from cmrqc_widgets.cases.study import pseudonym
+
+    write_dicom_cine(tmp_path / "dicom", frames=3)
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted((tmp_path / "dicom").iterdir()):
+            z.write(path, f"study/{path.name}")
+    page.locator(".cmrqc-dicom-upload input[type=file]").set_input_files(str(archive))
+    status = page.locator(".cmrqc-upload-status")
+    status.filter(has_text="1 case in upload-study.json (opened)").wait_for(timeout=120_000)
+    name = pseudonym("PAT-0042")
+    page.wait_for_function(
+        """([selector, name]) => {
+            const el = document.querySelector(selector);
+            return el.dataset.ready === '1' && (el.dataset.volumeId || '').includes(name);
+        }""",
+        arg=[VIEWER, name],
+    )
+    assert named_patient(page).startswith(name)
+    assert "PAT-0042" not in page.content()
+    assert page.locator(".cmrqc-case-info").first.inner_text().count("GE Signa HDx") == 1
