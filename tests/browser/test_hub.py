@@ -27,7 +27,7 @@ def submit_login(page, hub_url: str, user: str, password: str) -> None:
 
 def wait_for_dashboard(page, hub_url: str, user: str, timeout_s: float = 150.0) -> None:
     """Wait until ``user``'s dashboard is loaded and its decision buttons can be clicked."""
-    landing = re.compile(re.escape(f"{hub_url}/user/{user}/voila/render/review.ipynb"))
+    landing = re.compile(re.escape(f"{hub_url}/user/{user}/") + r"(\?.*)?$")
     page.wait_for_url(landing, timeout=timeout_s * 1000)
     button = page.get_by_role("button", name=DECISION).first
     button.wait_for(state="visible", timeout=timeout_s * 1000)
@@ -93,7 +93,7 @@ def test_reviewers_log_in_to_their_own_dashboards(hub_server, new_page, shot):
     assert hub.datasets[alice].read_bytes() == alice_after
 
     # alice opening bob's dashboard URL is refused (or sent back to her own server).
-    response = pages[alice].goto(f"{hub.url}/user/{bob}/voila/render/review.ipynb")
+    response = pages[alice].goto(f"{hub.url}/user/{bob}/")
     shot(pages[alice], "alice-opens-bobs-url", full_page=True)
     refused = response is not None and response.status in (403, 404)
     redirected = f"/user/{alice}/" in pages[alice].url
@@ -138,3 +138,200 @@ def test_repeated_failures_lock_out(hub_server, new_page, shot):
     other = new_page()
     submit_login(other, hub.url, "dave", "dave-pass-4")
     other.wait_for_url(re.compile(r"/(hub/spawn-pending|user)/dave"), timeout=60_000)
+
+
+# --- What a logged-in reviewer can do from her own browser: click, never run code. -------------
+
+# Recorded by an init script: every WebSocket the page opens, exactly as the page opens it.
+RECORD_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = function (url, protocols) {
+    const ws = new Native(url, protocols);
+    window.__sockets.push(ws);
+    return ws;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+})();
+"""
+
+# Sends an execute_request, then a kernel_info_request, on every open kernel socket of the page, in
+# the socket's own wire format (Jupyter's binary v1 protocol, or JSON text); resolves with what
+# came back. The kernel handles shell messages in order, so a kernel_info_reply proves the
+# execute_request had its chance to run first.
+SEND_EXECUTE = """
+async (code) => {
+  const enc = new TextEncoder(), dec = new TextDecoder();
+  const v1 = ws => ws.protocol === 'v1.kernel.websocket.jupyter.org';
+  const pack = (ws, msg) => {
+    if (!v1(ws)) return JSON.stringify(msg);
+    const parts = [msg.channel, msg.header, msg.parent_header, msg.metadata, msg.content]
+      .map((p, i) => enc.encode(i === 0 ? p : JSON.stringify(p)));
+    const n = parts.length + 1, head = 8 * (1 + n);
+    const total = head + parts.reduce((a, p) => a + p.length, 0);
+    const out = new Uint8Array(total), view = new DataView(out.buffer);
+    view.setBigUint64(0, BigInt(n), true);
+    let offset = head;
+    view.setBigUint64(8, BigInt(offset), true);
+    parts.forEach((p, i) => { out.set(p, offset); offset += p.length;
+                              view.setBigUint64(8 * (i + 2), BigInt(offset), true); });
+    return out.buffer;
+  };
+  const unpack = async data => {
+    if (typeof data === 'string') return JSON.parse(data);
+    const buffer = data instanceof Blob ? await data.arrayBuffer() : data;
+    const view = new DataView(buffer), n = Number(view.getBigUint64(0, true));
+    const offsets = [...Array(n).keys()].map(i => Number(view.getBigUint64(8 * (i + 1), true)));
+    const part = i => JSON.parse(dec.decode(new Uint8Array(buffer, offsets[i],
+                                                          offsets[i + 1] - offsets[i])));
+    return {header: part(1), parent_header: part(2), msg_type: part(1).msg_type};
+  };
+  const message = (type, content) => ({
+    header: {msg_id: crypto.randomUUID(), username: 'x', session: crypto.randomUUID(),
+             msg_type: type, version: '5.3', date: new Date().toISOString()},
+    parent_header: {}, metadata: {}, content, channel: 'shell', buffers: [],
+  });
+  const kernelSockets = window.__sockets.filter(ws => ws.url.includes('/channels'));
+  const results = [];
+  for (const ws of kernelSockets) {
+    const execute = message('execute_request', {code, silent: false, store_history: false,
+      user_expressions: {}, allow_stdin: false, stop_on_error: true});
+    const info = message('kernel_info_request', {});
+    const seen = [];
+    let answered = false;
+    const done = new Promise(resolve => {
+      ws.addEventListener('message', async event => {
+        const reply = await unpack(event.data);
+        const parent = reply.parent_header && reply.parent_header.msg_id;
+        if (parent === execute.header.msg_id) seen.push(reply.msg_type);
+        if (parent === info.header.msg_id && reply.msg_type === 'kernel_info_reply') {
+          answered = true; resolve();
+        }
+      });
+      setTimeout(resolve, 20000);
+    });
+    ws.send(pack(ws, execute));
+    ws.send(pack(ws, info));
+    await done;
+    results.push({url: ws.url, protocol: ws.protocol, state: ws.readyState, seen, answered});
+  }
+  return {count: kernelSockets.length, results};
+}
+"""
+
+
+def canary_code(path) -> str:
+    """Python that leaves a file behind if it ever runs on the server."""
+    return f"open({str(path)!r}, 'w').write('code ran on the server')"
+
+
+@pytest.fixture(scope="module")
+def alice_page(hub_server, browser):
+    """alice logged in once for the module, on her dashboard, every websocket of the page recorded."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1200})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.add_init_script(RECORD_SOCKETS)
+    submit_login(page, hub_server.url, "alice", hub_server.passwords["alice"])
+    wait_for_dashboard(page, hub_server.url, "alice")
+    yield page
+    context.close()
+
+
+def test_code_sent_over_the_dashboards_websockets_never_runs(hub_server, alice_page, tmp_path):
+    """An execute_request over every kernel websocket alice's page holds writes no canary file."""
+    canary = tmp_path / "canary-websocket"
+    result = alice_page.evaluate(SEND_EXECUTE, canary_code(canary))
+    assert result["count"] >= 1, "the dashboard holds no kernel websocket: nothing was tried"
+    for socket in result["results"]:
+        assert socket["answered"], f"the kernel never answered on this socket: {socket}"
+        assert "execute_reply" not in socket["seen"], socket
+    time.sleep(2)
+    assert not canary.exists()
+    # The dashboard still works after the attempt.
+    alice_page.get_by_role("button", name=DECISION).first.click()
+    wait_for_file(hub_server.datasets["alice"], "reject:")
+
+
+def test_no_kernel_can_be_started_over_rest(hub_server, alice_page, tmp_path):
+    """POST /user/alice/api/kernels with her _xsrf cookie is refused: no kernel, no code."""
+    cookies = {c["name"]: c["value"] for c in alice_page.context.cookies()}
+    headers = {"X-XSRFToken": cookies["_xsrf"]} if "_xsrf" in cookies else {}
+    for path in ("api/kernels", "api/sessions"):
+        response = alice_page.request.post(
+            f"{hub_server.url}/user/alice/{path}", data=json.dumps({"name": "python3"}), headers=headers
+        )
+        assert response.status in (403, 404, 405), (path, response.status, response.text()[:300])
+    assert alice_page.request.get(f"{hub_server.url}/user/alice/api/kernels").status in (403, 404)
+
+
+JUPYTER_PATHS = [
+    "api/kernels",
+    "api/contents",
+    "api/contents/review.ipynb",
+    "api/sessions",
+    "api/terminals",
+    "api/kernelspecs",
+    "files/review.ipynb",
+    "view/review.ipynb",
+    "nbconvert/html/review.ipynb",
+    "voila/render/tutorial.ipynb",
+    "voila/render/review.ipynb",
+    "voila/tree",
+    "voila/api/contents",
+    "voila/files/review.ipynb",
+    "voila/files/images/dashboard.png",
+    "terminals/1",
+    "lab",
+    "tree",
+    "edit/review.ipynb",
+]
+
+
+def test_jupyter_paths_are_refused(hub_server, alice_page):
+    """Every Jupyter path beyond the dashboard answers 403 or 404 to a logged-in reviewer."""
+    answers = {}
+    for path in JUPYTER_PATHS:
+        answers[path] = alice_page.request.get(f"{hub_server.url}/user/alice/{path}").status
+    assert all(status in (403, 404) for status in answers.values()), answers
+
+
+def test_bobs_files_are_never_readable_through_alices_session(hub_server, alice_page):
+    """Nothing alice can ask her server for returns bob's dataset, by any path."""
+    bob_file = hub_server.datasets["bob"]
+    secret = next(iter(json.loads(bob_file.read_text())))  # a patient key only bob's file holds
+    relative = "/".join([".."] * 12) + str(bob_file)
+    for path in (
+        f"voila/files/{bob_file}",
+        f"voila/files/{relative}",
+        f"voila/files/{relative.replace('/', '%2F')}",
+        f"files/{relative}",
+        f"api/contents/{relative}",
+        f"voila/render/{relative}",
+        f"static/{relative}",
+        f"voila/static/{relative}",
+        f"voila/templates/{relative}",
+        f"voila/labextensions/{relative}",
+    ):
+        response = alice_page.request.get(f"{hub_server.url}/user/alice/{path}")
+        assert bob_file.name not in response.text() and secret not in response.text(), path
+        assert response.status in (403, 404), (path, response.status)
+    response = alice_page.request.get(f"{hub_server.url}/user/bob/")
+    assert bob_file.name not in response.text()
+
+
+def test_hub_secrets_are_private(hub_server, alice_page):
+    """The hub's state folder is 0700, its cookie secret and database 0600, while reviewers work."""
+    import stat
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    state = hub_server.state
+    assert mode(state) == 0o700
+    assert mode(state / "jupyterhub_cookie_secret") == 0o600
+    assert mode(state / "jupyterhub.sqlite") == 0o600
+    for extra in state.glob("jupyterhub.sqlite-*"):  # journal files, if any right now
+        assert mode(extra) & 0o077 == 0, extra
