@@ -19,6 +19,9 @@ PHASES: tuple[str, ...] = ("ED", "ES")
 DECISIONS: tuple[str, ...] = ("accept", "reject", "finetune", "unclassified")
 """The four mutually exclusive decisions, in their canonical (on-disk) spelling."""
 
+MAX_COMMENT = 10_000
+"""Longest comment saved, in characters (a browser could otherwise send megabytes)."""
+
 NO_DECISION = "none"
 """Key used in statistics and exports for a case with no decision yet."""
 

@@ -250,6 +250,11 @@ class Dataset:
         key = patient_key(patient)
         seconds = _check_seconds(seconds)
         Decision(decision, comment or "")  # refuse a bad decision before touching anything
+        if comment is not None and len(comment) > names.MAX_COMMENT:
+            raise DatasetError(
+                f"The comment is too long ({len(comment):,} characters; at most {names.MAX_COMMENT:,}); "
+                "nothing was saved."
+            )
         field = COMMENT_KEYS[phase]
 
         def record(data: dict[str, dict[str, Any]]) -> dict[str, Any]:

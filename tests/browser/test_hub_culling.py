@@ -33,8 +33,8 @@ def test_idle_server_is_culled(tmp_path, new_page):
     env.update(
         CMRQC_HUB_API_PORT=str(free_port()),
         CMRQC_PROXY_API_PORT=str(free_port()),
-        CMRQC_HUB_CULL_TIMEOUT="20",
-        CMRQC_HUB_CULL_EVERY="5",
+        CMRQC_HUB_CULL_TIMEOUT="60",  # longer than a first page load on a busy machine
+        CMRQC_HUB_CULL_EVERY="10",
     )
     env.pop("JUPYTERHUB_USER", None)
     config = hub_test_config(state, env)
