@@ -78,10 +78,14 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def resolve_user(user: str | None = None) -> str:
-    """Reviewer: ``user`` if given, else ``$JUPYTERHUB_USER``, else ``$CMRQC_USER``, else the OS user."""
+    """Reviewer: ``user`` if given, else ``$JUPYTERHUB_USER``, else ``$CMRQC_USER``, else the OS user.
+
+    An explicit empty name is refused, never taken as "whoever runs this".
+    """
     chosen = (
         user
-        or os.environ.get("JUPYTERHUB_USER")
+        if user is not None
+        else os.environ.get("JUPYTERHUB_USER")
         or os.environ.get("CMRQC_USER")
         or getpass.getuser()
     )

@@ -147,9 +147,34 @@ RECORD_SOCKETS = """
 (() => {
   const Native = window.WebSocket;
   window.__sockets = [];
+  window.__models = {};  // widget model id -> its latest state, from what the kernel sent
+  const dec = new TextDecoder();
+  const unpack = async data => {
+    if (typeof data === 'string') return JSON.parse(data);
+    const buffer = data instanceof Blob ? await data.arrayBuffer() : data;
+    const view = new DataView(buffer), n = Number(view.getBigUint64(0, true));
+    const offsets = [...Array(n).keys()].map(i => Number(view.getBigUint64(8 * (i + 1), true)));
+    const part = i => JSON.parse(dec.decode(new Uint8Array(buffer, offsets[i],
+                                                          offsets[i + 1] - offsets[i])));
+    return {header: part(1), parent_header: part(2), content: part(4), msg_type: part(1).msg_type};
+  };
+  const remember = (id, state) => {
+    if (state) window.__models[id] = Object.assign(window.__models[id] || {}, state);
+  };
   window.WebSocket = function (url, protocols) {
     const ws = new Native(url, protocols);
     window.__sockets.push(ws);
+    ws.addEventListener('message', async event => {
+      try {
+        const msg = await unpack(event.data);
+        const content = msg.content || {}, data = content.data || {};
+        if (msg.msg_type === 'comm_open') remember(content.comm_id, data.state);
+        if (data.method === 'update') remember(content.comm_id, data.state);
+        if (data.method === 'update_states') {
+          for (const [id, model] of Object.entries(data.states || {})) remember(id, model.state);
+        }
+      } catch (e) { /* not a message we read */ }
+    });
     return ws;
   };
   window.WebSocket.prototype = Native.prototype;
@@ -335,3 +360,90 @@ def test_hub_secrets_are_private(hub_server, alice_page):
     assert mode(state / "jupyterhub.sqlite") == 0o600
     for extra in state.glob("jupyterhub.sqlite-*"):  # journal files, if any right now
         assert mode(extra) & 0o077 == 0, extra
+
+
+# Sends crafted widget messages (comm_msg) on the page's kernel socket, in its wire format, then a
+# kernel_info_request to know they were all handled. ``messages`` is a list of
+# [model description or model name, data]: the widget is found by what the kernel told the page.
+SEND_COMM = """
+async (messages) => {
+  const enc = new TextEncoder();
+  const ws = window.__sockets.find(s => s.url.includes('/channels') && s.readyState === 1);
+  const v1 = ws.protocol === 'v1.kernel.websocket.jupyter.org';
+  const pack = msg => {
+    if (!v1) return JSON.stringify(msg);
+    const parts = [msg.channel, msg.header, msg.parent_header, msg.metadata, msg.content]
+      .map((p, i) => enc.encode(i === 0 ? p : JSON.stringify(p)));
+    const n = parts.length + 1, head = 8 * (1 + n);
+    const out = new Uint8Array(head + parts.reduce((a, p) => a + p.length, 0));
+    const view = new DataView(out.buffer);
+    view.setBigUint64(0, BigInt(n), true);
+    let offset = head;
+    view.setBigUint64(8, BigInt(offset), true);
+    parts.forEach((p, i) => { out.set(p, offset); offset += p.length;
+                              view.setBigUint64(8 * (i + 2), BigInt(offset), true); });
+    return out.buffer;
+  };
+  const message = (type, content) => ({
+    header: {msg_id: crypto.randomUUID(), username: 'x', session: crypto.randomUUID(),
+             msg_type: type, version: '5.3', date: new Date().toISOString()},
+    parent_header: {}, metadata: {}, content, channel: 'shell', buffers: [],
+  });
+  const sent = [];
+  for (const [target, data] of messages) {
+    const id = Object.keys(window.__models).find(k => {
+      const m = window.__models[k];
+      return m.description === target || m._model_name === target;
+    });
+    if (!id) continue;
+    ws.send(pack(message('comm_msg', {comm_id: id, data: Object.assign({buffer_paths: []}, data)})));
+    sent.push(target);
+  }
+  const info = message('kernel_info_request', {});
+  const answered = await new Promise(resolve => {
+    ws.addEventListener('message', async event => {
+      const text = typeof event.data === 'string' ? event.data
+        : new TextDecoder().decode(event.data instanceof Blob ? await event.data.arrayBuffer() : event.data);
+      if (text.includes(info.header.msg_id) && text.includes('kernel_info_reply')) resolve(true);
+    });
+    setTimeout(() => resolve(false), 20000);
+    ws.send(pack(info));
+  });
+  return {sent, answered};
+}
+"""
+
+
+def test_crafted_widget_messages_write_nothing_outside_the_rules(hub_server, alice_page):
+    """Forged comm messages (indexes, a megabyte comment, clicks) reach the kernel and write nothing wrong."""
+    root = hub_server.root
+    mine = root / "users" / "alice"
+
+    def outside() -> dict[str, bytes]:
+        return {
+            str(p): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and mine not in p.parents and not p.name.endswith(".lock")
+        }
+
+    before = outside()
+    huge = "x" * 1_000_000
+    result = alice_page.evaluate(
+        SEND_COMM,
+        [
+            ["Dataset", {"method": "update", "state": {"index": 99}}],
+            ["SelectModel", {"method": "update", "state": {"index": 100000}}],
+            ["TextareaModel", {"method": "update", "state": {"value": huge}}],
+            ["Clear", {"method": "update", "state": {"disabled": False}}],
+            ["Clear", {"method": "custom", "content": {"event": "click"}}],
+            ["Reject (R)", {"method": "custom", "content": {"event": "click"}}],
+        ],
+    )
+    assert result["answered"], result
+    assert {"Dataset", "TextareaModel", "Clear", "Reject (R)"} <= set(result["sent"]), result
+    time.sleep(2)
+    assert outside() == before
+    for path in mine.iterdir():
+        if path.is_file():
+            assert huge[:10_001] not in path.read_text(errors="replace"), path
+    alice_page.get_by_text("too long").first.wait_for(timeout=30_000)  # the one sentence, on screen
