@@ -84,3 +84,15 @@ def test_read_only_dataset_in_the_review_screen(dataset):
         assert not state.saved_at
     finally:
         state.close()
+
+
+def test_duplicate_patient_keys_are_refused_naming_the_key(dataset):
+    """A dataset file listing a patient twice is refused in one sentence naming it, and never rewritten."""
+    text = (
+        '{"/data/p1": {"ED_Comments": "accept:first", "ES_Comments": ""},\n'
+        ' "/data/p1": {"ED_Comments": "reject:second", "ES_Comments": ""}}'
+    )
+    dataset.write_text(text)
+    with pytest.raises(DatasetError, match=r"lists '/data/p1' twice; it was left untouched"):
+        QCStore(dataset.parent.parent.parent, "alice").open("cohort.json")
+    assert dataset.read_text() == text
