@@ -82,7 +82,7 @@ def test_add_user_stores_only_a_hash(tmp_path):
 
 def test_add_user_creates_private_folder_and_file(tmp_path):
     """The reviewer's folder is created with mode 0700 and users.json is 0600."""
-    add_user(tmp_path, "alice", "pw")
+    add_user(tmp_path, "alice", "pw-long-enough")
     folder = tmp_path / "users" / "alice"
     assert folder.is_dir()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -91,13 +91,13 @@ def test_add_user_creates_private_folder_and_file(tmp_path):
 
 def test_add_user_keeps_others_and_replaces_password(tmp_path):
     """Adding a second user keeps the first; adding an existing user sets a new password."""
-    add_user(tmp_path, "alice", "one")
-    add_user(tmp_path, "bob", "two")
-    add_user(tmp_path, "alice", "three")
+    add_user(tmp_path, "alice", "first-pass-1")
+    add_user(tmp_path, "bob", "second-pass-2")
+    add_user(tmp_path, "alice", "third-pass-3")
     assert list(load_users(tmp_path)) == ["alice", "bob"]
-    assert check_login(tmp_path, "alice", "three")
-    assert not check_login(tmp_path, "alice", "one")
-    assert check_login(tmp_path, "bob", "two")
+    assert check_login(tmp_path, "alice", "third-pass-3")
+    assert not check_login(tmp_path, "alice", "first-pass-1")
+    assert check_login(tmp_path, "bob", "second-pass-2")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -107,7 +107,7 @@ def test_plaintext_file_refused_with_migrate_hint(tmp_path):
     with pytest.raises(AuthError, match=r"plaintext.*cmrqc user migrate"):
         load_users(tmp_path)
     with pytest.raises(AuthError, match="cmrqc user migrate"):
-        add_user(tmp_path, "bob", "pw")
+        add_user(tmp_path, "bob", "pw-long-enough")
     with pytest.raises(AuthError, match=r"users\.json"):
         check_login(tmp_path, "alice", "password")
 
@@ -154,7 +154,7 @@ def test_corrupt_file_refused_and_untouched(tmp_path):
     with pytest.raises(AuthError, match=r"users\.json is not valid JSON"):
         load_users(tmp_path)
     with pytest.raises(AuthError, match="not valid JSON"):
-        add_user(tmp_path, "bob", "pw")
+        add_user(tmp_path, "bob", "pw-long-enough")
     with pytest.raises(AuthError, match="not valid JSON"):
         migrate_users(tmp_path)
     assert path.read_bytes() == before
@@ -171,7 +171,7 @@ def test_wrong_shape_refused(tmp_path):
 def test_hostile_names_refused(tmp_path, name):
     """add_user refuses names that could leave the data root or are malformed; nothing is written."""
     with pytest.raises(InvalidNameError, match="not allowed"):
-        add_user(tmp_path, name, "pw")
+        add_user(tmp_path, name, "pw-long-enough")
     assert not (tmp_path / "users.json").exists()
 
 
@@ -188,7 +188,7 @@ def test_migrate_refuses_hostile_legacy_name(tmp_path):
 def test_default_root_from_environment(tmp_path, monkeypatch):
     """With no root given, CMRQC_ROOT decides where users.json lives."""
     monkeypatch.setenv("CMRQC_ROOT", os.fspath(tmp_path))
-    add_user(None, "alice", "pw")
+    add_user(None, "alice", "pw-long-enough")
     assert (tmp_path / "users.json").exists()
     assert set(load_users()) == {"alice"}
 
@@ -258,31 +258,31 @@ def login(authenticator, name, password):
 
 def test_authenticator_accepts_right_password_only(tmp_path):
     """The hub authenticator returns the name for the right password and None otherwise."""
-    add_user(tmp_path, "alice", "pw-alice")
+    add_user(tmp_path, "alice", "pw-for-her-1")
     auth = make_authenticator(tmp_path)
-    assert login(auth, "alice", "pw-alice") == "alice"
+    assert login(auth, "alice", "pw-for-her-1") == "alice"
     assert login(auth, "alice", "wrong") is None
-    assert login(auth, "nobody", "pw-alice") is None
-    assert login(auth, "../alice", "pw-alice") is None
+    assert login(auth, "nobody", "pw-for-her-1") is None
+    assert login(auth, "../alice", "pw-for-her-1") is None
 
 
 def test_authenticator_sees_new_users_without_restart(tmp_path):
     """A reviewer added while the hub runs can log in at once and is allowed."""
     auth = make_authenticator(tmp_path)
     assert not auth.check_allowed("bob")
-    add_user(tmp_path, "bob", "pw-bob")
-    assert login(auth, "bob", "pw-bob") == "bob"
+    add_user(tmp_path, "bob", "pw-for-him-2")
+    assert login(auth, "bob", "pw-for-him-2") == "bob"
     assert auth.check_allowed("bob")
     assert not auth.check_allowed("carol")
 
 
 def test_authenticator_locks_out_after_failures(tmp_path, caplog):
     """After max_failures wrong passwords even the right one is refused, and the log says why."""
-    add_user(tmp_path, "alice", "pw-alice")
+    add_user(tmp_path, "alice", "pw-for-her-1")
     auth = make_authenticator(tmp_path, max_failures=3, lockout_seconds=600)
     for _ in range(3):
         assert login(auth, "alice", "guess") is None
-    assert login(auth, "alice", "pw-alice") is None
+    assert login(auth, "alice", "pw-for-her-1") is None
     assert "locked out" in caplog.text
     assert login(auth, "bob", "anything") is None
 

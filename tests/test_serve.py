@@ -322,7 +322,9 @@ def test_z2jh_values_lint():
     values = yaml.safe_load((CONFIG / "z2jh-values.yaml").read_text())
     single = values["singleuser"]
     assert single["image"]["name"] and single["image"]["tag"]
-    assert single["defaultUrl"] == "/voila/render/review.ipynb"
+    assert "defaultUrl" not in single  # /user/<name>/ is the dashboard
+    assert single["networkPolicy"]["enabled"] is True
+    assert values["cull"]["maxAge"] > values["cull"]["timeout"] > 0
     assert single["extraEnv"]["CMRQC_ROOT"] == "/srv/cmrqc"
     claims = {v["persistentVolumeClaim"]["claimName"] for v in single["storage"]["extraVolumes"]}
     assert claims == {"cmrqc-data"}
@@ -334,6 +336,23 @@ def test_z2jh_values_lint():
     assert hub["JupyterHub"]["cookie_max_age_days"] == 3
     assert hub["CMRQCAuthenticator"]["data_root"] == "/srv/cmrqc"
     assert values["cull"]["enabled"] is True
+
+
+def test_z2jh_reviewer_command_is_the_hubs():
+    """The pods run the same standalone-proxy + Voilà command as `cmrqc hub`, flag for flag."""
+    yaml = pytest.importorskip("yaml")
+    from cmrqc_widgets.serve.voila import reviewer_command
+
+    cmd = yaml.safe_load((CONFIG / "z2jh-values.yaml").read_text())["singleuser"]["cmd"]
+    ours = reviewer_command("/user/{name}/")
+
+    def flags(argv: list[str]) -> list[str]:
+        return [a for a in argv if a.startswith("--") and "base_url" not in a]
+
+    assert Path(cmd[0]).name == "jupyter-standaloneproxy" and Path(cmd[0]).is_absolute()
+    assert cmd[cmd.index("--") + 1 :][1:3] == ["-m", "voila"]
+    assert flags(cmd) == flags(ours)
+    assert "--Voila.base_url={base_url}/" in cmd
 
 
 def test_sigterm_stops_the_server_too(tmp_path):

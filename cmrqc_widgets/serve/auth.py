@@ -120,14 +120,18 @@ def verify_password(password: str, stored: str) -> bool:
     Returns False (never raises) for a wrong password, an empty one, or a malformed stored value.
     """
     parsed = _parse(stored)
-    if parsed is None or not isinstance(password, str) or not password:
-        return False
+    usable = parsed is not None and isinstance(password, str) and bool(password)
+    if not usable:
+        # Same work as a real check: the answer's timing must not tell an empty password, an
+        # unknown user or a malformed entry from a wrong password.
+        parsed = _parse(_dummy_hash())
+        password = "-"
     n, r, p, salt, digest = parsed
     try:
         candidate = _scrypt(password, salt, n, r, p, len(digest))
     except (ValueError, MemoryError):
         return False
-    return hmac.compare_digest(candidate, digest)
+    return hmac.compare_digest(candidate, digest) and usable
 
 
 # A fixed hash to check against when the user does not exist, so that the time taken does not
@@ -244,6 +248,28 @@ def _make_user_folder(root: Path, name: str) -> Path:
     return folder
 
 
+MIN_PASSWORD_LENGTH = 10
+"""Shortest password ``cmrqc user add`` accepts (NIST SP 800-63B asks for at least 8)."""
+
+
+def _common_passwords() -> frozenset[str]:
+    text = (Path(__file__).parent / "common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line and line[0] != "#")
+
+
+def check_password(name: str, password: str) -> None:
+    """Refuse (:class:`AuthError`, one sentence) a short, common or name-derived password."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(
+            f"The password is too short: use at least {MIN_PASSWORD_LENGTH} characters; nothing was stored."
+        )
+    if password.lower() in _common_passwords() or name.lower() in password.lower():
+        raise AuthError(
+            "The password is one of the most common ones or contains the user name; choose another; "
+            "nothing was stored."
+        )
+
+
 def add_user(root: str | os.PathLike[str] | None, name: str, password: str) -> None:
     """Add a reviewer, or set a new password for an existing one.
 
@@ -256,9 +282,11 @@ def add_user(root: str | os.PathLike[str] | None, name: str, password: str) -> N
     InvalidNameError
         If ``name`` is not a safe user name.
     AuthError
-        If the password is empty, or the existing file is corrupt or still in plaintext.
+        If the password is shorter than 10 characters, common or contains the user name, or the
+        existing file is corrupt or still in plaintext.
     """
     check_username(name)
+    check_password(name, password)
     stored = hash_password(password)
     path = users_file(root)
     with _lock(path):
