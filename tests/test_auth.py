@@ -309,3 +309,39 @@ def test_authenticator_default_root_from_environment(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
     assert CMRQCAuthenticator().data_root == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short-pw", "too short"),
+        ("", "too short"),
+        ("1234567890", "most common"),
+        ("Password123", "most common"),
+        ("alice-is-me-2024", "contains the user name"),
+    ],
+)
+def test_weak_passwords_are_refused(tmp_path, password, reason):
+    """Short, common or name-containing passwords are refused in one sentence; nothing is stored."""
+    with pytest.raises(AuthError, match="nothing was stored"):
+        add_user(tmp_path, "alice", password)
+    assert not (tmp_path / "users.json").exists()
+
+
+def test_login_time_does_not_tell_who_exists(tmp_path):
+    """An empty password for a known user, an unknown user and a wrong password all cost one scrypt check."""
+    import time
+
+    add_user(tmp_path, "alice", "correct-horse-1")
+
+    def median(name: str, password: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert not check_login(tmp_path, name, password)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[2]
+
+    wrong = median("alice", "wrong-password")
+    for name, password in (("alice", ""), ("nobody", ""), ("nobody", "wrong-password")):
+        assert median(name, password) > wrong / 3, (name, password)
