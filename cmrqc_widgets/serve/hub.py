@@ -21,13 +21,37 @@ import os
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LoginHandler, LogoutHandler
+from jupyterhub.utils import new_token
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ..errors import AuthError, InvalidNameError
 from ..names import check_username, resolve_root
 from .auth import LoginThrottle, check_login, load_users
 
-__all__ = ["CMRQCAuthenticator"]
+__all__ = ["CMRQCAuthenticator", "SessionEndingLogoutHandler"]
+
+
+class SessionEndingLogoutHandler(LogoutHandler):
+    """Logout that ends the session on the server, not only in the browser.
+
+    JupyterHub's logout clears the cookie in the browser, but a copy of it (stolen, or left in
+    another browser) stays valid for days. Here the user's cookie id is replaced, so every hub
+    cookie issued so far is refused, and the user's OAuth tokens (what the reviewer's server cookie
+    holds) are deleted.
+    """
+
+    async def default_handle_logout(self) -> None:
+        user = self.current_user
+        await super().default_handle_logout()
+        if user is None:
+            return
+        user.orm_user.cookie_id = new_token()
+        for token in list(user.orm_user.api_tokens):
+            if token.oauth_client_id:
+                self.db.delete(token)
+        self.db.commit()
+        self.log.info("Session of %s ended: earlier cookies and server tokens are refused.", user.name)
 
 
 class CMRQCAuthenticator(Authenticator):
@@ -62,6 +86,10 @@ class CMRQCAuthenticator(Authenticator):
                 max_failures=self.max_failures, window=self.failure_window, lockout=self.lockout_seconds
             )
         return self._throttle
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        """The login form, and a logout that ends the session server-side."""
+        return [("/login", LoginHandler), ("/logout", SessionEndingLogoutHandler)]
 
     def normalize_username(self, username: str) -> str:
         """Apply ``username_map`` only: the name must match the reviewer's folder exactly."""

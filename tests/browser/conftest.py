@@ -323,7 +323,7 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
 
     root = tmp_path_factory.mktemp("hub-root")
     state = tmp_path_factory.mktemp("hub-state")
-    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-2"}
+    passwords = {"alice": "amber-falcon-71", "bob": "cobalt-heron-62"}
     datasets = {}
     for (user, password), name in zip(passwords.items(), ("alpha.json", "beta.json"), strict=True):
         add_user(root, user, password)

@@ -123,20 +123,20 @@ def test_repeated_failures_lock_out(hub_server, new_page, shot):
     from cmrqc_widgets.serve.auth import add_user
 
     hub = hub_server
-    add_user(hub.root, "carol", "carol-pass-3")  # the hub re-reads users.json at each login
+    add_user(hub.root, "carol", "crimson-lynx-33")  # the hub re-reads users.json at each login
     page = new_page()
     for attempt in range(hub.max_failures):
         submit_login(page, hub.url, "carol", f"guess-{attempt}")
         page.wait_for_selector(".login_error")
-    submit_login(page, hub.url, "carol", "carol-pass-3")
+    submit_login(page, hub.url, "carol", "crimson-lynx-33")
     page.wait_for_selector(".login_error")
     shot(page, "locked-out")
     assert "/hub/login" in page.url
     assert "locked out" in hub.server.log()
     # Someone else is not affected by carol's lockout.
-    add_user(hub.root, "dave", "dave-pass-4")
+    add_user(hub.root, "dave", "silver-otter-44")
     other = new_page()
-    submit_login(other, hub.url, "dave", "dave-pass-4")
+    submit_login(other, hub.url, "dave", "silver-otter-44")
     other.wait_for_url(re.compile(r"/(hub/spawn-pending|user)/dave"), timeout=60_000)
 
 
@@ -447,3 +447,33 @@ def test_crafted_widget_messages_write_nothing_outside_the_rules(hub_server, ali
         if path.is_file():
             assert huge[:10_001] not in path.read_text(errors="replace"), path
     alice_page.get_by_text("too long").first.wait_for(timeout=30_000)  # the one sentence, on screen
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(hub_server, browser, new_page):
+    """A hub cookie copied before logout is refused after it; before logout the copy worked."""
+    from cmrqc_widgets.serve.auth import add_user
+
+    hub = hub_server
+    add_user(hub.root, "erin", "velvet-crane-55")
+    page = new_page()
+    page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")  # home, not a server: nothing is spawned
+    page.fill("#username_input", "erin")
+    page.fill("#password_input", "velvet-crane-55")
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r"/hub/home"))
+    copied = page.context.cookies()
+
+    def home_with(cookies) -> str:
+        thief = browser.new_context()
+        try:
+            thief.add_cookies(cookies)
+            other = thief.new_page()
+            other.goto(f"{hub.url}/hub/home")
+            return other.url
+        finally:
+            thief.close()
+
+    assert "/hub/home" in home_with(copied)  # the copy is as good as the original
+    page.goto(f"{hub.url}/hub/logout")
+    assert "/hub/login" in home_with(copied)
+    assert "Session of erin ended" in hub.server.log()

@@ -26,7 +26,7 @@ def test_idle_server_is_culled(tmp_path, new_page):
 
     root, state = tmp_path / "root", tmp_path / "state"
     state.mkdir()
-    add_user(root, "alice", "alice-pass-1")
+    add_user(root, "alice", "amber-falcon-71")
     make_demo_cohort(root, "alice", dataset="alpha.json", n_patients=2)
     port = free_port()
     env = hub_environment(root, port=port, ip="127.0.0.1", state=state)
@@ -45,7 +45,7 @@ def test_idle_server_is_culled(tmp_path, new_page):
         url = f"http://127.0.0.1:{port}"
         server.wait_for_url(f"{url}/hub/api", timeout=90, ok=lambda s: s == 200)
         page = new_page()
-        submit_login(page, url, "alice", "alice-pass-1")
+        submit_login(page, url, "alice", "amber-falcon-71")
         wait_for_dashboard(page, url, "alice")
         closed = time.monotonic()
         page.context.close()
