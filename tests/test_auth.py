@@ -10,7 +10,6 @@ import pytest
 
 from cmrqc_widgets.errors import AuthError, InvalidNameError
 from cmrqc_widgets.serve.auth import (
-    LoginThrottle,
     add_user,
     check_login,
     hash_password,
@@ -19,6 +18,7 @@ from cmrqc_widgets.serve.auth import (
     migrate_users,
     verify_password,
 )
+from cmrqc_widgets.serve.throttle import LoginThrottle
 
 
 class FakeClock:
@@ -193,46 +193,71 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
     assert set(load_users()) == {"alice"}
 
 
-def test_throttle_locks_after_max_failures():
-    """After max_failures failures within the window the user is locked; others are not."""
+def test_throttle_backs_off_exponentially_per_user_and_address():
+    """After max_failures a (user, address) waits 30 s, 60 s, 120 s ... up to the lockout; others do not."""
     clock = FakeClock()
-    throttle = LoginThrottle(max_failures=3, window=60, lockout=300, clock=clock)
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=300, clock=clock)
     for _ in range(2):
-        throttle.failure("alice")
-        assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    assert throttle.is_locked("alice")
-    assert throttle.remaining("alice") == pytest.approx(300)
-    assert not throttle.is_locked("bob")
+        throttle.failure("alice", "10.0.0.9")
+        assert throttle.wait("alice", "10.0.0.9") == 0
+    waits = []
+    for _ in range(5):
+        throttle.failure("alice", "10.0.0.9")
+        waits.append(throttle.wait("alice", "10.0.0.9"))
+    assert waits == [30, 60, 120, 240, 300]
+    assert throttle.wait("bob", "10.0.0.9") == 0  # another user from there is not blocked
+    assert throttle.wait("alice", "10.0.0.1") <= 60  # elsewhere, alice waits at most user_delay
 
 
-def test_throttle_releases_after_lockout():
-    """A locked-out user is let in again once the lockout has passed."""
+def test_a_stranger_cannot_lock_a_reviewer_out():
+    """Guesses from strangers' addresses delay alice a minute at most, and not at all where she logged in."""
     clock = FakeClock()
-    throttle = LoginThrottle(max_failures=2, window=60, lockout=300, clock=clock)
-    throttle.failure("alice")
-    throttle.failure("alice")
-    clock.now += 299
-    assert throttle.is_locked("alice")
-    clock.now += 2
-    assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=900, clock=clock)
+    throttle.success("alice", "10.0.0.1")  # her usual computer
+    for i in range(50):
+        throttle.failure("alice", f"192.0.2.{i % 5}")
+    assert throttle.wait("alice", "10.0.0.1") == 0
+    assert 0 < throttle.wait("alice", "10.0.0.2") <= 60
+    clock.now += 61
+    assert throttle.wait("alice", "10.0.0.2") == 0
+    assert throttle.wait("alice", "192.0.2.1") > 60  # the guessing addresses stay slowed down
+
+
+def test_one_address_guessing_many_names_is_slowed():
+    """An address failing for many different names waits too, though no single name reached the limit."""
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=900, clock=clock)
+    for i in range(12):
+        throttle.failure(f"user{i}", "192.0.2.7")
+    assert throttle.wait("someone-else", "192.0.2.7") >= 30
+    assert throttle.wait("someone-else", "192.0.2.8") == 0
+
+
+def test_throttle_survives_a_restart(tmp_path):
+    """The book is kept in a 0600 file: a new throttle (a restarted hub) still makes the guesser wait."""
+    clock = FakeClock()
+    book = tmp_path / "login-throttle.json"
+    first = LoginThrottle(max_failures=2, window=600, lockout=900, path=book, clock=clock)
+    first.failure("alice", "192.0.2.7")
+    first.failure("alice", "192.0.2.7")
+    assert stat.S_IMODE(book.stat().st_mode) == 0o600
+    restarted = LoginThrottle(max_failures=2, window=600, lockout=900, path=book, clock=clock)
+    assert restarted.wait("alice", "192.0.2.7") == pytest.approx(30)
 
 
 def test_throttle_forgets_failures_outside_window_and_on_success():
-    """Failures older than the window do not count, and a success clears the count."""
+    """Failures older than the window do not count, and a success clears the pair's count."""
     clock = FakeClock()
     throttle = LoginThrottle(max_failures=3, window=60, lockout=300, clock=clock)
-    throttle.failure("alice")
-    throttle.failure("alice")
+    throttle.failure("alice", "a")
+    throttle.failure("alice", "a")
     clock.now += 61
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    throttle.success("alice")
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
+    throttle.failure("alice", "a")
+    assert throttle.wait("alice", "a") == 0
+    throttle.failure("alice", "a")
+    throttle.success("alice", "a")
+    throttle.failure("alice", "a")
+    assert throttle.wait("alice", "a") == 0
 
 
 def test_throttle_rejects_nonsense_limit():

@@ -64,6 +64,7 @@ c.JupyterHub.authenticator_class = "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
 c.CMRQCAuthenticator.data_root = str(root)
 c.CMRQCAuthenticator.max_failures = int(os.environ.get("CMRQC_HUB_MAX_FAILURES", "5"))
 c.CMRQCAuthenticator.lockout_seconds = float(os.environ.get("CMRQC_HUB_LOCKOUT_SECONDS", "900"))
+c.CMRQCAuthenticator.throttle_file = str(state / "login-throttle.json")  # survives restarts
 c.JupyterHub.cookie_max_age_days = 3
 
 # A reviewer's server is the standalone Voilà dashboard behind jupyter-standaloneproxy (see

@@ -1,4 +1,4 @@
-"""Reviewer credentials: salted slow password hashes in ``<root>/users.json`` and a login throttle.
+"""Reviewer credentials: salted slow password hashes in ``<root>/users.json`` and the password rules.
 
 The old app kept plaintext ``{"alice": "password"}``. We read that format only to migrate it
 (:func:`migrate_users`) and never write it: :func:`load_users` refuses a file that still holds
@@ -27,10 +27,6 @@ import json
 import os
 import secrets
 import tempfile
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
@@ -40,7 +36,6 @@ from ..names import check_username, resolve_root, user_folder
 
 __all__ = [
     "USERS_FILE",
-    "LoginThrottle",
     "add_user",
     "check_login",
     "hash_password",
@@ -346,82 +341,3 @@ def check_login(root: str | os.PathLike[str] | None, name: str, password: str) -
         verify_password(password or "x", _dummy_hash())
         return False
     return verify_password(password, stored)
-
-
-class LoginThrottle:
-    """Lock a user out after repeated failed logins (in memory, per process).
-
-    After ``max_failures`` failures within ``window`` seconds, the user is locked for
-    ``lockout`` seconds; a success clears their failures.
-
-    Parameters
-    ----------
-    max_failures : int
-        Failures that trigger the lockout.
-    window : float
-        Seconds over which failures are counted.
-    lockout : float
-        Seconds a locked-out user must wait.
-    clock : callable
-        Returns the current time in seconds (injectable for tests).
-    """
-
-    _MAX_TRACKED = 10_000
-
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window: float = 900,
-        lockout: float = 900,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if max_failures < 1:
-            raise ValueError("max_failures must be at least 1")
-        self.max_failures = max_failures
-        self.window = float(window)
-        self.lockout = float(lockout)
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
-        self._mutex = threading.Lock()
-
-    def is_locked(self, user: str) -> bool:
-        """True while ``user`` is locked out."""
-        return self.remaining(user) > 0
-
-    def remaining(self, user: str) -> float:
-        """Seconds left in ``user``'s lockout (0 if not locked)."""
-        with self._mutex:
-            until = self._locked_until.get(user)
-            if until is None:
-                return 0.0
-            left = until - self._clock()
-            if left <= 0:
-                del self._locked_until[user]
-                return 0.0
-            return left
-
-    def failure(self, user: str) -> None:
-        """Record a failed login of ``user``; lock them out when the limit is reached."""
-        with self._mutex:
-            now = self._clock()
-            times = self._failures.setdefault(user, deque())
-            times.append(now)
-            while times and now - times[0] > self.window:
-                times.popleft()
-            if len(times) >= self.max_failures:
-                self._locked_until[user] = now + self.lockout
-                del self._failures[user]
-            if len(self._failures) > self._MAX_TRACKED:
-                self._prune(now)
-
-    def success(self, user: str) -> None:
-        """Record a successful login: forget ``user``'s failures."""
-        with self._mutex:
-            self._failures.pop(user, None)
-
-    def _prune(self, now: float) -> None:
-        # Many distinct guessed names must not grow memory without bound.
-        stale = [u for u, t in self._failures.items() if not t or now - t[-1] > self.window]
-        for user in stale:
-            del self._failures[user]
