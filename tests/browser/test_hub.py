@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -477,3 +479,34 @@ def test_logout_ends_the_session_even_for_a_copied_cookie(hub_server, browser, n
     page.goto(f"{hub.url}/hub/logout")
     assert "/hub/login" in home_with(copied)
     assert "Session of erin ended" in hub.server.log()
+
+
+def test_unauthenticated_requests_start_no_kernel(hub_server, alice_page):
+    """Requests without a login (as curl sends them) never reach Voilà: no kernel starts."""
+    import psutil
+
+    def kernels() -> int:
+        tree = psutil.Process(hub_server.server.process.pid).children(recursive=True)
+        return sum(1 for p in tree if "ipykernel_launcher" in " ".join(p.cmdline()))
+
+    before = kernels()
+    assert before >= 1  # alice's open dashboard holds one
+    statuses = []
+    for _ in range(5):
+        for path in ("", "voila/render/review.ipynb", "api/kernels"):
+            request = urllib.request.Request(f"{hub_server.url}/user/alice/{path}")
+            opener = urllib.request.build_opener(_NoRedirect)
+            try:
+                statuses.append(opener.open(request, timeout=30).status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+    assert set(statuses) <= {302, 401, 403}, statuses
+    time.sleep(3)
+    assert kernels() == before
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report redirects (to the hub's login) instead of following them."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
