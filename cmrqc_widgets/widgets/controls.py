@@ -13,7 +13,6 @@ from ipywidgets import (
     Button,
     Checkbox,
     FloatRangeSlider,
-    FloatSlider,
     HBox,
     IntSlider,
     Layout,
@@ -41,15 +40,16 @@ class SliceControls(VBox):
 
     Attributes
     ----------
-    slice_slider, prev_slice_button, next_slice_button, play_button, fps_slider, view_toggle
+    slice_slider (1-based, as the caption), prev_slice_button, next_slice_button, play_button,
+    fps_slider, view_toggle
     """
 
     def __init__(self, state: Any, guard: Any = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
-        self.slice_slider = IntSlider(
-            value=0,
-            min=0,
-            max=0,
+        self.slice_slider = IntSlider(  # 1-based, as the caption under the images ("slice 3 / 12")
+            value=1,
+            min=1,
+            max=1,
             description="Slice",
             continuous_update=True,
             style=_narrow("40px"),
@@ -72,9 +72,9 @@ class SliceControls(VBox):
             tooltips=["Short axis", "Horizontal long axis", "Vertical long axis"],
             style={"button_width": "48px"},
         )
-        dlink((state, "n_slices"), (self.slice_slider, "max"), lambda n: max(n - 1, 0))
+        dlink((state, "n_slices"), (self.slice_slider, "max"), lambda n: max(n, 1))
         dlink((state, "n_slices"), (self.slice_slider, "disabled"), lambda n: n <= 1)
-        link((state, "slice"), (self.slice_slider, "value"))
+        link((state, "slice"), (self.slice_slider, "value"), (lambda k: k + 1, lambda v: v - 1))
         link((state, "playing"), (self.play_button, "value"))
         link((state, "fps"), (self.fps_slider, "value"))
         link((state, "view"), (self.view_toggle, "value"))
@@ -111,15 +111,15 @@ class DisplayControls(VBox):
         guard = guard or (lambda f: f)
         self._state = state
         self.overlay_checkbox = Checkbox(value=True, description="Overlay", indent=False, layout=_auto())
-        self.transparency_slider = FloatSlider(
-            value=0.6,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            description="Transparency",
-            readout_format=".0%",
+        # Whole percent: a reviewer typing "30" in the readout means 30 %, not 30 x 100 %.
+        self.transparency_slider = IntSlider(
+            value=60,
+            min=0,
+            max=100,
+            step=5,
+            description="Transparency %",
             style={"description_width": "initial"},
-            layout=Layout(width="260px"),
+            layout=Layout(width="270px"),
         )
         self.zoom_slider = IntSlider(
             value=100,
@@ -137,8 +137,8 @@ class DisplayControls(VBox):
             step=1.0,
             description="Window",
             readout_format=".0f",
-            style=_narrow("50px"),
-            layout=Layout(width="300px"),
+            style=_narrow("initial"),  # a fixed width cut the word to "Wind…"
+            layout=Layout(width="320px"),
         )
         self.reset_window_button = Button(
             description="Auto",
@@ -152,7 +152,11 @@ class DisplayControls(VBox):
             for name in STRUCTURES
         }
         link((state, "overlay"), (self.overlay_checkbox, "value"))
-        link((state, "alpha"), (self.transparency_slider, "value"), (lambda a: 1.0 - a, lambda t: 1.0 - t))
+        link(
+            (state, "alpha"),
+            (self.transparency_slider, "value"),
+            (lambda a: round((1.0 - a) * 100), lambda t: 1.0 - t / 100),
+        )
         link((state, "zoom"), (self.zoom_slider, "value"), (lambda z: round(z * 100), lambda p: p / 100))
         link((state, "window"), (self.window_slider, "value"), (tuple, list))
         dlink((state, "overlay"), (self.transparency_slider, "disabled"), lambda on: not on)

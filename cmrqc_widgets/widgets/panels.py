@@ -91,9 +91,10 @@ class _OutputHandler(logging.Handler):
 class DecisionBar(VBox):
     """Four mutually exclusive decisions, the comment box and the "saved 12:03:41" line.
 
-    A decision is saved the moment its button is clicked. The comment box sends its text when the
-    reviewer leaves it (``continuous_update=False``), and that is when it is saved; moving to
-    another phase, patient or dataset saves a pending draft too.
+    A decision is saved the moment its button is clicked. The comment box sends its text on every
+    keystroke as the draft; the page saves it about a second after the last keystroke, when the
+    box is left and when the page is hidden or closed (see :mod:`.hotkeys`); moving to another
+    phase, patient or dataset saves a pending draft too.
 
     Attributes
     ----------
@@ -120,8 +121,8 @@ class DecisionBar(VBox):
         )
         self.clear_button.on_click(guard(lambda _: state.decide(None)))
         self.comment = Textarea(
-            placeholder="Comment on this patient and phase (saved when you leave the box)",
-            continuous_update=False,
+            placeholder="Comment on this patient and phase (C; saved as you type, Esc leaves the box)",
+            continuous_update=True,
             layout=Layout(width="100%", height="60px"),
         )
         self.comment.add_class("cmrqc-comment")
@@ -136,8 +137,7 @@ class DecisionBar(VBox):
         self._show_saved()
 
     def _on_comment(self, change: Any) -> None:
-        self._state.set_comment(change.new)
-        self._state.commit_comment()
+        self._state.set_comment(change.new)  # the draft; saved by the page's commit or by moving on
 
     def _restyle(self, change: Any = None) -> None:
         for d, button in self.buttons.items():

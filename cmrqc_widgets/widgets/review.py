@@ -9,7 +9,7 @@ is a thin view linked to it. Layout::
     middle:   3D panel (collapsible) · case info
     right:    navigation (phase, prev/next, next undecided, order, filter, patient list, progress) ·
               stats
-    footer:   help line of the keys · log
+    footer:   help line of the keys · key bridge (document keys, comment commits, heartbeat) · log
 
 A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
 volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
@@ -27,10 +27,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from ipywidgets import HTML, HBox, Layout, VBox
-from traitlets import link
+from traitlets import dlink, link
 
 from . import keys as keymap
 from .controls import DisplayControls, SliceControls
+from .history import HistoryPanel
+from .hotkeys import KeyBridge
 from .metrics_strip import MetricsStrip
 from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
 from .slice_viewer import SliceViewer, pack_case
@@ -101,6 +103,7 @@ class ReviewWidget(VBox):
         self.decision_bar = DecisionBar(st, guard=guard)
         self.volume_view = Volume3DPanel(cap=points_cap, guard=guard)
         self.case_info = CaseInfo(st, guard=guard)
+        self.history = HistoryPanel(st, guard=guard)
         self.navigation = NavigationPanel(st, guard=guard)
         self.stats = StatsPanel(st, guard=guard)
         self.title = HTML("")
@@ -121,16 +124,22 @@ class ReviewWidget(VBox):
 
         self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
         self.key_area.add_class("cmrqc-key-area")
-        self._key_events = keymap.attach_keys(
-            [self.key_area, self.navigation.button_row, self.decision_bar.button_row], guard(self.handle_key)
+        self.hotkeys = KeyBridge(
+            on_key=guard(self.handle_key),
+            on_commit=guard(st.commit_typed),
+            help_rows=keymap.HELP_ROWS,
+            keys=keymap.forwarded_keys(),
         )
+        dlink((st, "saved_at"), (self.hotkeys, "saved_at"))
+        st.observe(guard(self._show_case_key), ["patient", "phase"])
+        self._show_case_key()
 
         left = VBox(
             [self.key_area, self.display_controls, self.decision_bar],
             layout=Layout(flex="0 0 auto", min_width="560px", padding="0 8px 0 0"),
         )
         middle = VBox(
-            [self.volume_view, HTML("<b>Case</b>"), self.case_info],
+            [self.volume_view, self.history, HTML("<b>Case</b>"), self.case_info],
             layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
         )
         right = VBox(
@@ -144,6 +153,7 @@ class ReviewWidget(VBox):
                 self.metrics_area,
                 HBox([left, middle, right], layout=Layout(flex_flow="row wrap")),
                 self.help,
+                self.hotkeys,
                 self.log_panel,
             ],
             **kwargs,
@@ -253,10 +263,10 @@ class ReviewWidget(VBox):
 
     # ------------------------------------------------------------------------------------------
     def handle_key(self, event: dict[str, Any]) -> bool:
-        """Act on one ipyevents key event; return True when it did something.
+        """Act on one key event from the page; return True when it did something.
 
-        Ignored: keys typed in a text field, keys with Ctrl/Alt/Meta, auto-repeat of saving keys,
-        and keys that are not shortcuts (see :mod:`cmrqc_widgets.widgets.keys`).
+        Ignored: keys typed in a text field, keys with Ctrl/Alt/Meta (but Ctrl+Z, undo), auto-repeat
+        of saving keys, and keys that are not shortcuts (see :mod:`cmrqc_widgets.widgets.keys`).
         """
         action = keymap.action_for(event)
         if action is None:
@@ -264,6 +274,9 @@ class ReviewWidget(VBox):
         name, args = action
         getattr(self.state, name)(*args)
         return True
+
+    def _show_case_key(self, change: Any = None) -> None:
+        self.hotkeys.case_key = self.state.case_key
 
     def reset_window(self) -> None:
         """Reset the window/level to the robust default of the current case."""
@@ -286,8 +299,6 @@ class ReviewWidget(VBox):
                 state.close()
         if hasattr(self, "log_panel"):
             self.log_panel.detach()
-        for event in getattr(self, "_key_events", []):
-            event.close()
         super().close()
 
     # ------------------------------------------------------------------------------------------
@@ -323,6 +334,7 @@ class ReviewWidget(VBox):
     def _sync_widgets(self) -> list[Any]:
         return [
             self.slice_view,
+            self.hotkeys,
             self.title,
             self.banner,
             *self.metrics_strip.sync_widgets(),
@@ -331,6 +343,7 @@ class ReviewWidget(VBox):
             *self.decision_bar.sync_widgets(),
             *self.navigation.sync_widgets(),
             *self.case_info.sync_widgets(),
+            *self.history.sync_widgets(),
             *self.stats.sync_widgets(),
             *self.volume_view.sync_widgets(),
         ]

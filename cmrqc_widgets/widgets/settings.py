@@ -84,21 +84,46 @@ class ViewSettings(HasTraits):
         self.slice = self.slice + int(delta)
 
 
-def recall(folder: Path) -> dict[str, str]:
-    """The remembered ``{"dataset": ..., "patient": ...}`` of the reviewer's ``folder`` (or {})."""
+PERSISTED: tuple[str, ...] = ("advance", "overlay", "alpha", "zoom", "fps", "visible", "show_3d")
+"""Settings of a reviewer remembered across reloads (the window follows each case instead)."""
+
+
+def _read(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((Path(folder) / SESSION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(folder: Path, **changes: Any) -> None:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    data = {**_read(folder), **changes}
+    with contextlib.suppress(OSError):
+        (folder / SESSION_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def recall(folder: Path) -> dict[str, str]:
+    """The remembered ``{"dataset": ..., "patient": ...}`` of the reviewer's ``folder`` (or {})."""
+    data = _read(folder)
+    return {k: str(data[k]) for k in ("dataset", "patient") if k in data}
 
 
 def remember(folder: Path, dataset: str, patient: str) -> None:
     """Remember ``dataset`` and ``patient`` in ``folder`` (only if it exists; failures ignored)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        (folder / SESSION_FILE).write_text(
-            json.dumps({"dataset": dataset, "patient": patient}), encoding="utf-8"
-        )
+    _write(folder, dataset=dataset, patient=patient)
+
+
+def recall_settings(folder: Path) -> dict[str, Any]:
+    """The remembered display settings (names in :data:`PERSISTED`) of the reviewer's ``folder``."""
+    settings = _read(folder).get("settings")
+    if not isinstance(settings, dict):
+        return {}
+    return {k: v for k, v in settings.items() if k in PERSISTED}
+
+
+def remember_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Remember the display ``settings`` in ``folder`` (only if it exists; failures ignored)."""
+    _write(folder, settings={k: v for k, v in settings.items() if k in PERSISTED})

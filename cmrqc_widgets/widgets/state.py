@@ -37,8 +37,9 @@ from .navigation import NavigationState
 from .prefetch import Prefetcher
 from .queue import word
 from .review_queue import QueueState
-from .settings import VIEWS, ViewSettings, recall, remember
+from .settings import PERSISTED, VIEWS, ViewSettings, recall, recall_settings, remember, remember_settings
 from .triage import Triage
+from .workflow import WorkflowState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ two), and at least :data:`MIN_CACHE_MB`, within ``cache_mb``: small cases do not
 MIN_CACHE_MB = 32.0
 
 
-class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
+class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings, WorkflowState):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -74,7 +75,8 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
     layout : str or Layout, optional
         File layout of the cases; detected per patient when omitted.
     remember : bool
-        Remember the last dataset and patient in the reviewer's folder.
+        Remember the last dataset and patient, and the display settings (``settings.PERSISTED``),
+        in the reviewer's folder.
     """
 
     # -- what is open ------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
         self.dataset_obj: Any = None
         self._decisions: dict[str, dict[str, Any]] = {}
         self._init_queue()
+        self._init_workflow()
         self.prefetcher = Prefetcher(cache)
         self.triage = Triage(layout=layout, busy=self.prefetcher.busy, cache=cache)
         self.triage.batch = self.batch
@@ -149,11 +152,17 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
             self.dataset = name  # the observer opens it
         else:
             self._open("")
+        if remember:
+            for trait, value in recall_settings(self.store.folder).items():
+                with contextlib.suppress(TraitError, TypeError, ValueError):  # a hand-edited file
+                    setattr(self, trait, value)
         for trait, value in kwargs.items():  # view settings, e.g. show_3d=True, fps=10
             if not self.has_trait(trait):
                 raise TypeError(f"ReviewState has no setting {trait!r}.")
             setattr(self, trait, value)
         self._ready = True
+        if remember:
+            self.observe(self._remember_settings, list(PERSISTED))
 
     # ------------------------------------------------------------------------------------------
     # validation
@@ -190,6 +199,9 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
     def _on_view(self, change: Any) -> None:
         self.n_slices = self._view_length()
         self.slice = self.n_slices // 2
+
+    def _remember_settings(self, change: Any) -> None:
+        remember_settings(self.store.folder, {name: getattr(self, name) for name in PERSISTED})
 
     # ------------------------------------------------------------------------------------------
     # batching of view updates
