@@ -48,13 +48,10 @@ function render({ model, el }) {
     }
   }
 
-  // --- the comment box: saved ~1 s after the last keystroke, when left, when the page goes -----
+  // --- the comment box: saved when left and when the page is hidden or closed ---------------
   let dirty = false;
   let dirtyCase = "";
-  let timer = null;
   function commit() {
-    clearTimeout(timer);
-    timer = null;
     const box = document.querySelector(COMMENT);
     if (!dirty || !box) return;
     dirty = false;
@@ -63,9 +60,7 @@ function render({ model, el }) {
   function onInput(event) {
     if (!event.target.closest || !event.target.closest(".cmrqc-comment")) return;
     if (!dirty) dirtyCase = model.get("case_key");
-    dirty = true;
-    clearTimeout(timer);
-    timer = setTimeout(commit, model.get("debounce_ms"));
+    dirty = true; // the kernel saves the draft itself once the typing pauses
   }
   function onFocusOut(event) {
     if (event.target.closest && event.target.closest(".cmrqc-comment")) commit();
@@ -154,6 +149,7 @@ function render({ model, el }) {
     el.dataset.offline = lost ? "1" : "0";
   }
   function onCustom(message) {
+    if (message && message.type === "help") overlay.hidden = !overlay.hidden;
     if (message && message.type === "pong") {
       lastPong = performance.now();
       setOffline(false);
@@ -169,6 +165,7 @@ function render({ model, el }) {
   document.addEventListener("focusout", onFocusOut, true);
   document.addEventListener("visibilitychange", onVisibility);
   window.addEventListener("pagehide", commit);
+  window.addEventListener("beforeunload", commit);
   model.on("msg:custom", onCustom);
   model.on("change:help_rows", fillOverlay);
   el.dataset.ready = "1";
@@ -181,6 +178,7 @@ function render({ model, el }) {
     document.removeEventListener("focusout", onFocusOut, true);
     document.removeEventListener("visibilitychange", onVisibility);
     window.removeEventListener("pagehide", commit);
+    window.removeEventListener("beforeunload", commit);
     model.off("msg:custom", onCustom);
     model.off("change:help_rows", fillOverlay);
     overlay.remove();

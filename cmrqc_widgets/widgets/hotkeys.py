@@ -5,10 +5,11 @@ Guarantees:
 - **Keys work wherever the mouse is** and never while a text field has focus: one listener on the
   whole document (``hotkeys.js``) forwards shortcut keys to the kernel, skipping any key typed in a
   ``TEXTAREA``, a text ``INPUT`` or an editable element. Hovering moves no focus.
-- **Typed text is saved**: the comment box sends its text on every keystroke (a draft in the
-  kernel); the page asks the kernel to save it ~1 s after the last keystroke, when the box is left
-  (``Esc`` leaves it), and when the page is hidden or closed (``visibilitychange``, ``pagehide``).
-  Each of these "commit" messages carries the box's text, so it cannot overtake the typing.
+- **Typed text is saved**: the comment box sends its text on every keystroke (a draft the kernel
+  saves ~1 s after the typing pauses, see :class:`~.panels.DecisionBar`); the page also asks for
+  it to be saved when the box is left (``Esc`` leaves it) and when the page is hidden or closed
+  (``visibilitychange``, ``pagehide``). These "commit" messages carry the box's text and the case
+  it was typed for, so they can neither overtake the typing nor land on another case.
 - **A dead kernel is said, not hidden**: the page pings the kernel every :data:`PING_SECONDS`; with no
   answer for :data:`OFFLINE_SECONDS` it shows "Connection lost — your decisions up to 12:03:41 are
   saved; reload the page." and disables every control.
@@ -30,10 +31,6 @@ PING_SECONDS = 2.0
 OFFLINE_SECONDS = 12.0
 """Silence after which the kernel counts as lost: longer than any case load or 3D build on a busy
 2-core server, so a slow kernel is never mistaken for a dead one."""
-
-COMMENT_DEBOUNCE_MS = 1000
-"""The comment is saved this long after the last keystroke."""
-
 
 class KeyBridge(anywidget.AnyWidget):
     """Document-level keys, comment commits and the kernel heartbeat of the review screen.
@@ -60,7 +57,6 @@ class KeyBridge(anywidget.AnyWidget):
     """Shortcut keys (``KeyboardEvent.key``, letters lower-case) the page forwards."""
     ping_ms = traitlets.Int(int(PING_SECONDS * 1000)).tag(sync=True)
     offline_ms = traitlets.Int(int(OFFLINE_SECONDS * 1000)).tag(sync=True)
-    debounce_ms = traitlets.Int(COMMENT_DEBOUNCE_MS).tag(sync=True)
 
     def __init__(
         self,
@@ -74,6 +70,11 @@ class KeyBridge(anywidget.AnyWidget):
         self._on_key = on_key
         self._on_commit = on_commit
         self.on_msg(self._receive)
+
+    def show_keys(self) -> None:
+        """Show (or hide) the keys overlay in the page."""
+        with contextlib.suppress(Exception):
+            self.send({"type": "help"})
 
     def _receive(self, widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):

@@ -29,6 +29,7 @@ from ipywidgets import (
 from traitlets import dlink, link
 
 from ..names import DECISIONS, PHASES, STRUCTURES
+from .kernel import kernel_scheduler
 from .queue import FILTERS, patient_name
 
 DECISION_LABELS = {
@@ -48,6 +49,8 @@ FILTER_LABELS = {
     "unclassified": "Unclassified",
     "flagged": "Flagged (failed checks)",
 }
+COMMENT_DEBOUNCE_SECONDS = 1.0
+"""A comment is saved this long after the last keystroke reached the kernel."""
 PAGE_SIZE = 100
 """Patients shown in the patient list at a time: a save or a move re-sends at most one page of
 labels, however large the dataset."""
@@ -92,9 +95,9 @@ class DecisionBar(VBox):
     """Four mutually exclusive decisions, the comment box and the "saved 12:03:41" line.
 
     A decision is saved the moment its button is clicked. The comment box sends its text on every
-    keystroke as the draft; the page saves it about a second after the last keystroke, when the
-    box is left and when the page is hidden or closed (see :mod:`.hotkeys`); moving to another
-    phase, patient or dataset saves a pending draft too.
+    keystroke as the draft, saved :data:`COMMENT_DEBOUNCE_SECONDS` after the last keystroke (in a
+    kernel), when the box is left and when the page is hidden or closed (see :mod:`.hotkeys`);
+    moving to another phase, patient or dataset saves a pending draft too.
 
     Attributes
     ----------
@@ -106,6 +109,9 @@ class DecisionBar(VBox):
     def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
         self._state = state
+        self._guard = guard
+        self._schedule = kernel_scheduler()
+        self._typed = 0
         self.buttons = {
             d: Button(
                 description=f"{DECISION_LABELS[d]} ({DECISION_KEYS[d]})",
@@ -126,7 +132,8 @@ class DecisionBar(VBox):
             layout=Layout(width="100%", height="60px"),
         )
         self.comment.add_class("cmrqc-comment")
-        self.saved_label = HTML("")
+        self.saved_label = HTML("", layout=Layout(height="20px", overflow="hidden"))
+        self.saved_label.add_class("cmrqc-saved")
         dlink((state, "comment"), (self.comment, "value"))
         self.comment.observe(guard(self._on_comment), "value")
         state.observe(guard(self._restyle), "decision")
@@ -137,7 +144,15 @@ class DecisionBar(VBox):
         self._show_saved()
 
     def _on_comment(self, change: Any) -> None:
-        self._state.set_comment(change.new)  # the draft; saved by the page's commit or by moving on
+        self._state.set_comment(change.new)
+        if self._schedule is not None:  # saved once the typing pauses (in a kernel)
+            self._typed += 1
+            typed, case = self._typed, self._state.case_key
+            self._schedule(lambda: self._commit_if_quiet(typed, case), COMMENT_DEBOUNCE_SECONDS)
+
+    def _commit_if_quiet(self, typed: int, case: str) -> None:
+        if typed == self._typed and case == self._state.case_key:
+            self._guard(self._state.commit_comment)()
 
     def _restyle(self, change: Any = None) -> None:
         for d, button in self.buttons.items():
@@ -165,6 +180,9 @@ def _decide(state: Any, decision: str) -> Callable[[Any], Any]:
 class NavigationPanel(VBox):
     """ED/ES switch, previous/next patient (wrapping), next undecided, order, filter, patient list, progress.
 
+    With ``moves_elsewhere`` the patient label and the row of moves (``moves``: phase switch and
+    buttons) are left for the caller to place (the review screen puts them in its fixed header).
+
     The patient list shows the page of :data:`PAGE_SIZE` queue patients holding the current one;
     the page buttons browse the others (the page follows the reviewer again on the next move).
 
@@ -172,10 +190,17 @@ class NavigationPanel(VBox):
     ----------
     phase_toggle, prev_patient_button, next_patient_button, next_undecided_button, order_dropdown,
     filter_dropdown, patient_list, prev_page_button, next_page_button, page_label, progress_bar,
-    progress_label, patient_label
+    progress_label, patient_label, moves
     """
 
-    def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        state: Any,
+        guard: Callable[..., Any] | None = None,
+        *,
+        moves_elsewhere: bool = False,
+        **kwargs: Any,
+    ) -> None:
         guard = guard or (lambda f: f)
         self._state = state
         self._quiet = False
@@ -238,11 +263,11 @@ class NavigationPanel(VBox):
         self.button_row = HBox(
             [self.prev_patient_button, self.next_patient_button, self.next_undecided_button]
         )
+        self.moves = HBox([self.phase_toggle, self.button_row], layout=Layout(flex="0 0 auto"))
+        here = [] if moves_elsewhere else [self.patient_label, self.moves]
         super().__init__(
             [
-                self.patient_label,
-                HBox([self.phase_toggle]),
-                self.button_row,
+                *here,
                 self.order_dropdown,
                 self.filter_dropdown,
                 self.patient_list,

@@ -3,7 +3,8 @@
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
 is a thin view linked to it. Layout::
 
-    header:   title · error banner · metrics_area (the metrics strip of the current case)
+    header:   title · fixed header (patient id, "n of N", both phases' decisions, flags, phase
+              switch, prev/next/next undecided, "?") · error line · metrics_area (the strip)
     left:     slice viewer (MRI + overlay | labels) · slice controls · display controls ·
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
@@ -19,10 +20,12 @@ and touch nothing here.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import html
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +34,7 @@ from traitlets import dlink, link
 
 from . import keys as keymap
 from .controls import DisplayControls, SliceControls
+from .header import ScreenHeader
 from .history import HistoryPanel
 from .hotkeys import KeyBridge
 from .metrics_strip import MetricsStrip
@@ -104,10 +108,9 @@ class ReviewWidget(VBox):
         self.volume_view = Volume3DPanel(cap=points_cap, guard=guard)
         self.case_info = CaseInfo(st, guard=guard)
         self.history = HistoryPanel(st, guard=guard)
-        self.navigation = NavigationPanel(st, guard=guard)
+        self.navigation = NavigationPanel(st, guard=guard, moves_elsewhere=True)
         self.stats = StatsPanel(st, guard=guard)
         self.title = HTML("")
-        self.banner = HTML("")
         self.metrics_strip = MetricsStrip(st.triage, guard=guard)
         self.metrics_area = HBox([self.metrics_strip], layout=Layout(width="100%"))
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
@@ -117,7 +120,7 @@ class ReviewWidget(VBox):
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
         st.observe(guard(self._show_case), "case_serial")
-        st.observe(guard(self._show_title), ["dataset", "error"])
+        st.observe(guard(self._show_title), "dataset")
         st.add_batch_hook(self._hold_all)
         st.prefetcher.add_task("pack", pack_case)
         st.prefetcher.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
@@ -131,6 +134,8 @@ class ReviewWidget(VBox):
             keys=keymap.forwarded_keys(),
         )
         dlink((st, "saved_at"), (self.hotkeys, "saved_at"))
+        self.header = ScreenHeader(st, self.navigation.moves, self.hotkeys.show_keys, guard=guard)
+        self.banner = self.header.error_line
         st.observe(guard(self._show_case_key), ["patient", "phase"])
         self._show_case_key()
 
@@ -149,7 +154,7 @@ class ReviewWidget(VBox):
         super().__init__(
             [
                 self.title,
-                self.banner,
+                self.header,
                 self.metrics_area,
                 HBox([left, middle, right], layout=Layout(flex_flow="row wrap")),
                 self.help,
@@ -163,6 +168,8 @@ class ReviewWidget(VBox):
         self._show_case()
         if show_3d:
             st.show_3d = True
+        # A kernel shut down by the idle culler (the tab closed) saves the comment draft first.
+        atexit.register(_close_state, weakref.ref(st))
         if freeze_gc is None:
             freeze_gc = "VOILA_KERNEL_ID" in os.environ
         if freeze_gc:
@@ -322,21 +329,14 @@ class ReviewWidget(VBox):
         st = self.state
         user = html.escape(str(st.store.user))
         dataset = html.escape(st.dataset or "no dataset")
-        self.title.value = f"<h3 style='margin:4px 0'>Segmentation QC · {user} · {dataset}</h3>"
-        error = st.error
-        self.banner.value = (
-            f"<div style='color:#b00020;font-weight:bold;padding:4px 0' class='cmrqc-error'>"
-            f"{html.escape(error)}</div>"
-            if error
-            else ""
-        )
+        self.title.value = f"<h3 class='cmrqc-title'>Segmentation QC · {user} · {dataset}</h3>"
 
     def _sync_widgets(self) -> list[Any]:
         return [
             self.slice_view,
             self.hotkeys,
             self.title,
-            self.banner,
+            *self.header.sync_widgets(),
             *self.metrics_strip.sync_widgets(),
             *self.slice_controls.sync_widgets(),
             *self.display_controls.sync_widgets(),
@@ -355,6 +355,13 @@ class ReviewWidget(VBox):
             for widget in self._sync_widgets():
                 stack.enter_context(widget.hold_sync())
             yield
+
+
+def _close_state(ref: weakref.ref[ReviewState]) -> None:
+    state = ref()
+    if state is not None:
+        with contextlib.suppress(Exception):
+            state.close()
 
 
 def _freeze_heap() -> None:
