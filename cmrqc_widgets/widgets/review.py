@@ -112,7 +112,9 @@ class ReviewWidget(VBox):
         self.stats = StatsPanel(st, guard=guard)
         self.title = HTML("")
         self.metrics_strip = MetricsStrip(st.triage, guard=guard)
-        self.metrics_area = HBox([self.metrics_strip], layout=Layout(width="100%"))
+        self.metrics_area = HBox(  # a fixed height: the images never jump between cases
+            [self.metrics_strip], layout=Layout(width="100%", height="66px", overflow="hidden")
+        )
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
         for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
@@ -125,7 +127,9 @@ class ReviewWidget(VBox):
         st.prefetcher.add_task("pack", pack_case)
         st.prefetcher.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
-        self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
+        self.key_area = VBox(
+            [self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto", width="100%")
+        )
         self.key_area.add_class("cmrqc-key-area")
         self.hotkeys = KeyBridge(
             on_key=guard(self.handle_key),
@@ -139,17 +143,18 @@ class ReviewWidget(VBox):
         st.observe(guard(self._show_case_key), ["patient", "phase"])
         self._show_case_key()
 
+        # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
             [self.key_area, self.display_controls, self.decision_bar],
-            layout=Layout(flex="0 0 auto", min_width="560px", padding="0 8px 0 0"),
+            layout=Layout(flex="1 1 560px", min_width="560px", padding="0 8px 0 0"),
         )
         middle = VBox(
             [self.volume_view, self.history, HTML("<b>Case</b>"), self.case_info],
-            layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
+            layout=Layout(flex="0 0 280px", width="280px", padding="0 8px 0 0", overflow="hidden"),
         )
         right = VBox(
             [self.navigation, self.stats],
-            layout=Layout(flex="1 1 320px", min_width="320px"),
+            layout=Layout(flex="0 1 380px", min_width="300px", overflow_x="auto"),
         )
         super().__init__(
             [

@@ -6,7 +6,7 @@
 // trip. The kernel stays the source of truth: we only read traits, and write `slice_index` back
 // (wheel, play) with save_changes().
 
-const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1
+const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1 before the first layout
 const UNKNOWN = 255; // structure code of a label value the label map does not name
 const UNKNOWN_RGB = [160, 160, 160];
 
@@ -103,16 +103,28 @@ function render({ model, el }) {
     panels.hidden = status.hidden = Boolean(text) || !volume;
   }
 
-  // CSS size only: zoom and pixel aspect never need a repaint (image-rendering: pixelated).
+  // CSS size only: zoom, pan and pixel aspect never need a repaint (image-rendering: pixelated).
+  // Each panel is a fixed frame that grows with the window (frameSize); zoom magnifies inside it,
+  // centred on the heart (the labels' bounding box) and moved by dragging (see "pan and window").
   function layout() {
     if (!volume) return;
     const g = geometry(volume.shape, model.get("spacing"), model.get("view"));
     const sa = geometry(volume.shape, model.get("spacing"), "sa");
-    const pxPerMm = (BASE_PX / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
+    const frame = frameSize();
+    const pxPerMm = (frame / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
+    const width = g.width * g.mmW * pxPerMm;
+    const height = g.height * g.mmH * pxPerMm;
+    const [cx, cy] = heartCentre(g);
+    const left = place(width, frame, (cx / g.width) * width, pan.x);
+    const top = place(height, frame, (cy / g.height) * height, pan.y);
     for (const canvas of canvases) {
-      canvas.style.width = `${g.width * g.mmW * pxPerMm}px`;
-      canvas.style.height = `${g.height * g.mmH * pxPerMm}px`;
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${height}px`;
+      canvas.style.left = `${left}px`;
+      canvas.style.top = `${top}px`;
+      canvas.parentElement.style.width = canvas.parentElement.style.height = `${frame}px`;
     }
+    el.dataset.frame = String(Math.round(frame));
   }
 
   function draw() {
@@ -163,6 +175,96 @@ function render({ model, el }) {
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
 
+  // --- frame size, heart centre, pan and window drag (issue 12) ------------------------------
+  // The two frames share the viewer's width and leave room under them for the controls.
+  const MIN_FRAME = 240;
+  const RESERVED_HEIGHT = 470; // header, strip, slice and display controls, decisions, comment
+  function frameSize() {
+    const width = (el.clientWidth || 2 * BASE_PX + 8) - 8;
+    const byWidth = width / 2;
+    const byHeight = window.innerHeight - RESERVED_HEIGHT;
+    return Math.max(MIN_FRAME, Math.floor(Math.min(byWidth, byHeight)));
+  }
+
+  let bbox = null; // [s0, s1, r0, r1, c0, c1] of the labelled voxels, or null when none
+  function labelBox(labels, shape) {
+    const [s, r, c] = shape;
+    let box = null;
+    for (let z = 0, q = 0; z < s; z++)
+      for (let y = 0; y < r; y++)
+        for (let x = 0; x < c; x++, q++) {
+          if (!labels[q]) continue;
+          if (!box) box = [z, z, y, y, x, x];
+          else {
+            if (z > box[1]) box[1] = z;
+            if (y < box[2]) box[2] = y;
+            if (y > box[3]) box[3] = y;
+            if (x < box[4]) box[4] = x;
+            if (x > box[5]) box[5] = x;
+          }
+        }
+    return box;
+  }
+
+  // Heart centre in the pixels of the current view's slice; the slice centre without labels.
+  function heartCentre(g) {
+    if (!bbox) return [g.width / 2, g.height / 2];
+    const mid = (a, b) => (a + b + 1) / 2;
+    const view = model.get("view");
+    if (view === "hla") return [mid(bbox[4], bbox[5]), mid(bbox[0], bbox[1])];
+    if (view === "vla") return [mid(bbox[2], bbox[3]), mid(bbox[0], bbox[1])];
+    return [mid(bbox[4], bbox[5]), mid(bbox[2], bbox[3])];
+  }
+
+  // Offset of an image `size` px long in a frame `frame` px long: centred when it fits, else the
+  // point `at` in the middle of the frame (moved by `shift`), never leaving a gap at an edge.
+  function place(size, frame, at, shift) {
+    if (size <= frame) return (frame - size) / 2;
+    return Math.min(0, Math.max(frame - size, frame / 2 - at + shift));
+  }
+
+  const pan = { x: 0, y: 0 };
+  let drag = null;
+  function onPointerDown(event) {
+    if (!volume || (event.button !== 0 && event.button !== 2)) return;
+    event.preventDefault();
+    const windowDrag = event.button === 2 || event.shiftKey;
+    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag };
+    panels.setPointerCapture(event.pointerId);
+  }
+  function onPointerMove(event) {
+    if (!drag) return;
+    const dx = event.clientX - drag.x;
+    const dy = event.clientY - drag.y;
+    if (drag.windowDrag) {
+      // Right button (or Shift): left/right widens/narrows the window, up/down brightens/darkens.
+      const [low, high] = drag.window;
+      const width = Math.max(2, high - low + dx * 0.5);
+      const level = Math.max(0, Math.min(255, (low + high) / 2 - dy * 0.5));
+      const next = [Math.max(0, level - width / 2), Math.min(255, level + width / 2)];
+      if (next[1] - next[0] >= 1) {
+        model.set("window", [Math.round(next[0]), Math.round(next[1])]);
+        model.save_changes();
+      }
+    } else {
+      pan.x = drag.pan.x + dx;
+      pan.y = drag.pan.y + dy;
+      layout();
+    }
+  }
+  function onPointerUp() {
+    drag = null;
+  }
+  const noMenu = (event) => event.preventDefault();
+  panels.addEventListener("pointerdown", onPointerDown);
+  panels.addEventListener("pointermove", onPointerMove);
+  panels.addEventListener("pointerup", onPointerUp);
+  panels.addEventListener("pointercancel", onPointerUp);
+  panels.addEventListener("contextmenu", noMenu);
+  const resize = new ResizeObserver(() => layout());
+  resize.observe(el);
+  window.addEventListener("resize", layout);
+
   async function load() {
     const mine = ++generation;
     const shape = model.get("shape").slice();
@@ -180,6 +282,8 @@ function render({ model, el }) {
       } else {
         volume = { image, labels: labels.length ? labels : new Uint8Array(n), shape };
         error = "";
+        bbox = labelBox(volume.labels, shape);
+        pan.x = pan.y = 0;
       }
     } catch (err) {
       if (mine !== generation) return;
@@ -237,6 +341,13 @@ function render({ model, el }) {
   return () => {
     generation++;
     panels.removeEventListener("wheel", onWheel);
+    panels.removeEventListener("pointerdown", onPointerDown);
+    panels.removeEventListener("pointermove", onPointerMove);
+    panels.removeEventListener("pointerup", onPointerUp);
+    panels.removeEventListener("pointercancel", onPointerUp);
+    panels.removeEventListener("contextmenu", noMenu);
+    resize.disconnect();
+    window.removeEventListener("resize", layout);
     for (const [events, handler] of handlers) for (const name of events.split(" ")) model.off(name, handler);
   };
 }

@@ -161,3 +161,35 @@ def test_dead_kernel_shows_banner_and_disables_buttons(voila_server, new_page, s
     shot(page, "connection-lost")
     assert "Connection lost" in banner.inner_text() and saved in banner.inner_text()
     assert not decision_button(page, "accept").is_enabled()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_screen_fits_the_window(voila_server, new_page, shot, size):
+    """Header, patient id, moves, both images, decision buttons and comment sit inside the window."""
+    width, height = size
+    page = new_page(viewport={"width": width, "height": height})
+    open_dashboard(page, voila_server.url)
+    page.locator(MRI).first.wait_for(state="visible")
+    viewer = page.locator(".cmrqc-slice-viewer").first
+    wait_for(lambda: viewer.get_attribute("data-ready") == "1", what="painted")
+    shot(page, f"{width}x{height}")
+    parts = {
+        "header": ".cmrqc-header",
+        "patient id": ".cmrqc-patient-name",
+        "MRI": MRI,
+        "labels": ".cmrqc-sv-labels",
+        "comment": COMMENT,
+    }
+    boxes = {name: page.locator(selector).first.bounding_box() for name, selector in parts.items()}
+    boxes["prev"] = page.get_by_role("button", name="Prev").first.bounding_box()
+    boxes["next"] = page.get_by_role("button", name="Next").first.bounding_box()  # before "Next undecided"
+    for label in ("accept", "reject", "fine-tune", "unclassified"):
+        boxes[label] = decision_button(page, label).bounding_box()
+    for name, box in boxes.items():
+        assert box is not None, name
+        inside = box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width
+        assert inside and box["y"] + box["height"] <= height, f"{name} {box} outside {width}x{height}"
+    image = boxes["MRI"]["width"]
+    print(f"\n[day] {width}x{height}: image {image:.0f} px wide")
+    if width == 1920:
+        assert image > 1.5 * 320  # the images use the large screen (they stayed 320 px)
