@@ -127,3 +127,21 @@ def test_display_settings_remembered_per_reviewer(root: Path) -> None:
     assert again.display_controls.transparency_slider.value == 25
     assert again.state.zoom == 1.5 and again.state.overlay is False and again.state.advance is False
     again.close()
+
+
+def test_3d_follows_2d_and_skips_cases_passed_over(widget: ReviewWidget) -> None:
+    """With 3D open, a switch sends the 2D volume at once; 3D comes after, only for the case still shown."""
+    w = widget
+    queued = []
+    w._schedule = lambda function, delay: queued.append(function)  # the kernel's event loop, by hand
+    w.volume_view.toggle.value = True
+    drawn = w.volume_view.n_point_updates
+    first_image = w.slice_view.image
+    w.next_patient_button.click()
+    w.next_patient_button.click()
+    assert w.slice_view.image != first_image and w.state.patient_index == 2  # 2D is there
+    assert w.volume_view.n_point_updates == drawn  # 3D not yet touched
+    for function in queued:
+        function()
+    assert w.volume_view.n_point_updates == drawn + 1  # the passed-over patient was skipped
+    assert w.volume_view._drawn is w.state.case

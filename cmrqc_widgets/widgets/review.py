@@ -12,7 +12,9 @@ is a thin view linked to it. Layout::
               stats
     footer:   help line of the keys · key bridge (document keys, comment commits, heartbeat) · log
 
-A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
+3D never slows 2D: with the 3D panel open, a switch sends the 2D batch first and updates the 3D
+panel :data:`THREE_D_DELAY` later, from the kernel's event loop, only if the reviewer is still on
+that case. A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
 volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
 background, so the switch itself takes a few milliseconds. Slice moves are painted in the browser
 and touch nothing here.
@@ -37,12 +39,17 @@ from .controls import DisplayControls, SliceControls
 from .header import ScreenHeader
 from .history import HistoryPanel
 from .hotkeys import KeyBridge
+from .kernel import kernel_scheduler
 from .metrics_strip import MetricsStrip
 from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
 from .slice_viewer import SliceViewer, pack_case
 from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
+
+THREE_D_DELAY = 0.15
+"""Seconds between a 2D switch and the 3D update: the 2D batch reaches the browser first, and a
+reviewer moving faster than this skips the 3D work of the cases passed over."""
 
 
 class ReviewWidget(VBox):
@@ -96,6 +103,7 @@ class ReviewWidget(VBox):
         **kwargs: Any,
     ) -> None:
         self.log_panel = LogPanel(layout=Layout(width="100%"))
+        self._schedule = kernel_scheduler()  # None outside a kernel: 3D then follows 2D at once
         guard = self.log_panel.guard
         self.state = state or ReviewState(root, user, dataset, cache_mb=cache_mb, layout=layout)
         st = self.state
@@ -154,7 +162,7 @@ class ReviewWidget(VBox):
         )
         right = VBox(
             [self.navigation, self.stats],
-            layout=Layout(flex="0 1 380px", min_width="300px", overflow_x="auto"),
+            layout=Layout(flex="0 1 380px", min_width="300px", overflow="auto"),
         )
         super().__init__(
             [
@@ -316,7 +324,7 @@ class ReviewWidget(VBox):
     # ------------------------------------------------------------------------------------------
     def _show_case(self, change: Any = None) -> None:
         st = self.state
-        case, points = st.case, None
+        case = st.case
         if case is not None:
             folder = st.patient_dir()
             packed = st.prefetcher.take("pack", case, folder, st.phase)
@@ -324,11 +332,24 @@ class ReviewWidget(VBox):
                 packed = pack_case(case)
                 st.prefetcher.put("pack", case, folder, st.phase, packed)
             self.slice_view.show_case(case, slice_index=st.slice, packed=packed)
-            if self.volume_view.expanded:
-                points = st.prefetcher.take("points", case, folder, st.phase)
         else:
             self.slice_view.show_message(st.error or "Nothing to show.")
-        self.volume_view.show_case(case, st.error, points=points)
+        if not self.volume_view.expanded or self._schedule is None:
+            self._show_3d(st.case_serial)
+        else:  # after the 2D batch has gone out; skipped if the reviewer has moved on by then
+            serial = st.case_serial
+            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_DELAY)
+
+    def _show_3d(self, serial: int) -> None:
+        """Show the current case in the 3D panel, unless another case has replaced it since ``serial``."""
+        st = self.state
+        if serial != st.case_serial:
+            return
+        case, points = st.case, None
+        if case is not None and self.volume_view.expanded:
+            points = st.prefetcher.take("points", case, st.patient_dir(), st.phase)
+        with self.volume_view.hold_sync():
+            self.volume_view.show_case(case, st.error, points=points)
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state
