@@ -145,3 +145,28 @@ def test_3d_follows_2d_and_skips_cases_passed_over(widget: ReviewWidget) -> None
         function()
     assert w.volume_view.n_point_updates == drawn + 1  # the passed-over patient was skipped
     assert w.volume_view._drawn is w.state.case
+
+
+def test_closed_socket_traceback_dropped_at_shutdown() -> None:
+    """The kernel log filter drops only the closed-socket ZMQ error a preheated kernel logs at stop."""
+    import logging
+
+    import zmq
+
+    from cmrqc_widgets.widgets.kernel import _ClosedSocketFilter
+
+    def record(error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord(
+            "IPKernelApp",
+            logging.ERROR,
+            "",
+            0,
+            "Exception in message handler:",
+            (),
+            (type(error), error, None),
+        )
+
+    keep = _ClosedSocketFilter()
+    assert keep.filter(record(zmq.ZMQError(zmq.ENOTSOCK))) is False
+    assert keep.filter(record(zmq.ZMQError(zmq.EAGAIN))) is True
+    assert keep.filter(record(ValueError("a real bug"))) is True
