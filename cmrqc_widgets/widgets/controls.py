@@ -103,7 +103,8 @@ class DisplayControls(VBox):
 
     Attributes
     ----------
-    overlay_checkbox, transparency_slider, zoom_slider, window_slider, reset_window_button,
+    overlay_checkbox, contour_checkbox, mosaic_checkbox, transparency_slider, zoom_slider,
+    window_slider, reset_window_button,
     structure_checkboxes : dict[str, Checkbox]
     """
 
@@ -111,6 +112,12 @@ class DisplayControls(VBox):
         guard = guard or (lambda f: f)
         self._state = state
         self.overlay_checkbox = Checkbox(value=True, description="Overlay", indent=False, layout=_auto())
+        self.contour_checkbox = Checkbox(
+            value=False, description="Outline (L)", indent=False, tooltip="Outlines", layout=_auto()
+        )
+        self.mosaic_checkbox = Checkbox(
+            value=False, description="Mosaic (M)", indent=False, tooltip="All slices", layout=_auto()
+        )
         # Whole percent: a reviewer typing "30" in the readout means 30 %, not 30 x 100 %.
         self.transparency_slider = IntSlider(
             value=60,
@@ -152,6 +159,8 @@ class DisplayControls(VBox):
             for name in STRUCTURES
         }
         link((state, "overlay"), (self.overlay_checkbox, "value"))
+        link((state, "contour"), (self.contour_checkbox, "value"))
+        link((state, "mosaic"), (self.mosaic_checkbox, "value"))
         link(
             (state, "alpha"),
             (self.transparency_slider, "value"),
@@ -168,7 +177,8 @@ class DisplayControls(VBox):
         swatches = [HBox([HTML(_swatch(name)), box]) for name, box in self.structure_checkboxes.items()]
         super().__init__(
             [
-                HBox([self.overlay_checkbox, self.transparency_slider, self.zoom_slider]),
+                HBox([self.overlay_checkbox, self.contour_checkbox, self.transparency_slider]),
+                HBox([self.zoom_slider, self.mosaic_checkbox]),
                 HBox([self.window_slider, self.reset_window_button, *swatches]),
             ],
             **kwargs,

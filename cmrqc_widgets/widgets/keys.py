@@ -31,6 +31,8 @@ KEYMAP: dict[str, tuple[str, tuple[Any, ...]]] = {
     " ": ("toggle_play", ()),
     "j": ("next_undecided", ()),
     "o": ("toggle_overlay", ()),
+    "l": ("toggle_contour", ()),
+    "m": ("toggle_mosaic", ()),
 }
 """Key (``KeyboardEvent.key``, letters lower-case) -> (ReviewState method, arguments)."""
 
@@ -58,7 +60,8 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("E · S", "end-diastole · end-systole"),
     ("J", "next patient or phase without a decision"),
     ("Space", "play / pause the slices"),
-    ("O", "overlay on / off"),
+    ("O · L", "overlay on / off · overlay as outlines / filled"),
+    ("M", "mosaic: every short-axis slice at once / one slice"),
     ("?", "show / hide this list"),
 ]
 """(keys, what they do): the ``?`` overlay."""
@@ -66,7 +69,7 @@ HELP_ROWS: list[tuple[str, str]] = [
 HELP = (
     "Keys (anywhere but a text box): A/R/F/U decide and go on · Shift+A accept both phases · Z undo"
     " · C comment, Esc leaves it · ←/→ slice · ↑/↓ or P/N patient · E/S phase · J next undecided"
-    " · Space play · O overlay · ? all keys"
+    " · Space play · O overlay · L outlines · M mosaic · ? all keys"
 )
 """The help line shown under the screen."""
 

@@ -125,7 +125,8 @@ class ReviewWidget(VBox):
         )
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
-        for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
+        synced = ("slice", "view", "overlay", "contour", "mosaic", "alpha", "window", "zoom", "visible")
+        for name in (*synced, "playing", "fps"):
             link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")

@@ -34,6 +34,8 @@ class ViewSettings(HasTraits):
     playing = Bool(False, help="Playing through the slices (in the browser).")
     fps = Int(5, help="Play speed, 1-20 frames per second.")
     overlay = Bool(True, help="Colour overlay on the MRI.")
+    contour = Bool(False, help="Overlay drawn as outlines instead of filled.")
+    mosaic = Bool(False, help="All short-axis slices at once (lightbox).")
     alpha = Float(0.4, help="Overlay opacity, 0-1.")
     zoom = Float(1.0, help="Zoom factor, 0.5-3.")
     window = List(Float(), default_value=[0.0, 255.0], help="[low, high] in 0..255 display units.")
@@ -79,12 +81,20 @@ class ViewSettings(HasTraits):
             raise TraitError(f"Unknown structures {unknown}; use names from {list(STRUCTURES)}.")
         return [name for name in STRUCTURES if name in proposal.value]
 
+    def toggle_mosaic(self) -> None:
+        """All short-axis slices at once, or back to one slice."""
+        self.mosaic = not self.mosaic
+
+    def toggle_contour(self) -> None:
+        """Overlay as outlines, or filled again."""
+        self.contour = not self.contour
+
     def step_slice(self, delta: int) -> None:
         """Move ``delta`` slices (clamped at both ends, no wrap)."""
         self.slice = self.slice + int(delta)
 
 
-PERSISTED: tuple[str, ...] = ("advance", "overlay", "alpha", "zoom", "fps", "visible", "show_3d")
+PERSISTED: tuple[str, ...] = ("advance", "overlay", "contour", "alpha", "zoom", "fps", "visible", "show_3d")
 """Settings of a reviewer remembered across reloads (the window follows each case instead)."""
 
 

@@ -108,13 +108,17 @@ function render({ model, el }) {
   // centred on the heart (the labels' bounding box) and moved by dragging (see "pan and window").
   function layout() {
     if (!volume) return;
-    const g = geometry(volume.shape, model.get("spacing"), model.get("view"));
-    const sa = geometry(volume.shape, model.get("spacing"), "sa");
+    let g = geometry(volume.shape, model.get("spacing"), model.get("view"));
+    let sa = geometry(volume.shape, model.get("spacing"), "sa");
+    if (model.get("mosaic")) {
+      const { cols, rows } = mosaicGrid(sa.n);
+      sa = g = { ...sa, width: sa.width * cols, height: sa.height * rows };
+    }
     const frame = frameSize();
     const pxPerMm = (frame / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
     const width = g.width * g.mmW * pxPerMm;
     const height = g.height * g.mmH * pxPerMm;
-    const [cx, cy] = heartCentre(g);
+    const [cx, cy] = model.get("mosaic") ? [g.width / 2, g.height / 2] : heartCentre(g);
     const left = place(width, frame, (cx / g.width) * width, pan.x);
     const top = place(height, frame, (cy / g.height) * height, pan.y);
     for (const canvas of canvases) {
@@ -130,6 +134,7 @@ function render({ model, el }) {
   function draw() {
     showMessage();
     if (!volume || model.get("message") || error) return;
+    if (model.get("mosaic")) return drawMosaic();
     const t0 = performance.now();
     const view = model.get("view");
     const g = geometry(volume.shape, model.get("spacing"), view);
@@ -150,22 +155,7 @@ function render({ model, el }) {
     }
     const mri = mriCtx.createImageData(g.width, g.height);
     const lab = labelCtx.createImageData(g.width, g.height);
-    const alpha = model.get("overlay") ? model.get("alpha") : 0;
-    for (let p = 0, q = 0; p < size; p++, q += 4) {
-      const v = lut[grey[p]];
-      const code = codes[p];
-      const on = codeOn[code];
-      const c = code * 3;
-      const a = on ? alpha : 0;
-      mri.data[q] = v + (codeRgb[c] - v) * a;
-      mri.data[q + 1] = v + (codeRgb[c + 1] - v) * a;
-      mri.data[q + 2] = v + (codeRgb[c + 2] - v) * a;
-      mri.data[q + 3] = 255;
-      lab.data[q] = on ? codeRgb[c] : 0;
-      lab.data[q + 1] = on ? codeRgb[c + 1] : 0;
-      lab.data[q + 2] = on ? codeRgb[c + 2] : 0;
-      lab.data[q + 3] = 255;
-    }
+    paintTile(mri, lab, 0, 0, grey, codes, g.width, g.height);
     mriCtx.putImageData(mri, 0, 0);
     labelCtx.putImageData(lab, 0, 0);
     status.textContent = `slice ${k + 1} / ${g.n}`;
@@ -175,10 +165,82 @@ function render({ model, el }) {
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
 
+  // --- painting: one slice into a tile of an image, filled or outlined overlay (issue 12) ------
+  // Paint slice pixels `grey` and structure codes `codes` (w x h) at (x0, y0) of the MRI image
+  // `mri` and the labels image `lab`. Outline mode colours only a structure's edge pixels (a
+  // 4-neighbour with another code), opaque, so the MRI under the structure stays visible.
+  function paintTile(mri, lab, x0, y0, grey, codes, w, h) {
+    const alpha = model.get("overlay") ? model.get("alpha") : 0;
+    const outline = model.get("contour");
+    const stride = mri.width;
+    for (let y = 0, p = 0; y < h; y++) {
+      for (let x = 0; x < w; x++, p++) {
+        const q = ((y0 + y) * stride + x0 + x) * 4;
+        const v = lut[grey[p]];
+        const code = codes[p];
+        const on = codeOn[code];
+        const c = code * 3;
+        let a = on ? alpha : 0;
+        if (outline && on) {
+          const edge =
+            x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+            codes[p - 1] !== code || codes[p + 1] !== code || codes[p - w] !== code || codes[p + w] !== code;
+          a = edge && alpha > 0 ? 1 : 0;
+        }
+        mri.data[q] = v + (codeRgb[c] - v) * a;
+        mri.data[q + 1] = v + (codeRgb[c + 1] - v) * a;
+        mri.data[q + 2] = v + (codeRgb[c + 2] - v) * a;
+        mri.data[q + 3] = 255;
+        lab.data[q] = on ? codeRgb[c] : 0;
+        lab.data[q + 1] = on ? codeRgb[c + 1] : 0;
+        lab.data[q + 2] = on ? codeRgb[c + 2] : 0;
+        lab.data[q + 3] = 255;
+      }
+    }
+  }
+
+  // Mosaic (lightbox): every short-axis slice of the phase in a grid, from the volume in memory.
+  function mosaicGrid(n) {
+    const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
+    return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
+  }
+
+  function drawMosaic() {
+    const t0 = performance.now();
+    const g = geometry(volume.shape, model.get("spacing"), "sa");
+    const { cols, rows } = mosaicGrid(g.n);
+    const width = cols * g.width;
+    const height = rows * g.height;
+    for (const canvas of canvases) {
+      if (canvas.width !== width || canvas.height !== height) {
+        canvas.width = width;
+        canvas.height = height;
+      }
+    }
+    const [mriCtx, labelCtx] = contexts;
+    const mri = mriCtx.createImageData(width, height);
+    const lab = labelCtx.createImageData(width, height);
+    const size = g.width * g.height;
+    const grey = new Uint8Array(size);
+    const codes = new Uint8Array(size);
+    for (let k = 0; k < g.n; k++) {
+      copySlice(volume.image, volume.shape, "sa", k, grey);
+      copySlice(volume.labels, volume.shape, "sa", k, codes);
+      paintTile(mri, lab, (k % cols) * g.width, Math.floor(k / cols) * g.height, grey, codes, g.width, g.height);
+    }
+    for (let q = 3; q < mri.data.length; q += 4) mri.data[q] = lab.data[q] = 255; // empty tiles black
+    mriCtx.putImageData(mri, 0, 0);
+    labelCtx.putImageData(lab, 0, 0);
+    status.textContent = `all ${g.n} slices (mosaic)`;
+    el.dataset.mosaic = `${g.n} ${cols} ${rows}`;
+    el.dataset.draws = String(++draws);
+    el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
   // --- frame size, heart centre, pan and window drag (issue 12) ------------------------------
   // The two frames share the viewer's width and leave room under them for the controls.
   const MIN_FRAME = 240;
-  const RESERVED_HEIGHT = 470; // header, strip, slice and display controls, decisions, comment
+  const RESERVED_HEIGHT = 500; // header, strip, slice and display controls, decisions, comment
   function frameSize() {
     const width = (el.clientWidth || 2 * BASE_PX + 8) - 8;
     const byWidth = width / 2;
@@ -327,7 +389,8 @@ function render({ model, el }) {
     ["change:image change:labels change:shape", queueLoad],
     ["change:window", () => (buildLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
-    ["change:slice_index change:overlay change:alpha change:message", draw],
+    ["change:slice_index change:overlay change:alpha change:message change:contour", draw],
+    ["change:mosaic", () => (layout(), draw())],
     ["change:view change:spacing", () => (layout(), draw())],
     ["change:zoom", layout],
   ];

@@ -193,3 +193,39 @@ def test_screen_fits_the_window(voila_server, new_page, shot, size):
     print(f"\n[day] {width}x{height}: image {image:.0f} px wide")
     if width == 1920:
         assert image > 1.5 * 320  # the images use the large screen (they stayed 320 px)
+
+
+def tiles(png_data_url: str, cols: int, rows: int) -> list:
+    """The tiles of a mosaic canvas (a ``data:`` PNG URL), row by row, as RGB arrays."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = base64.b64decode(png_data_url.split(",", 1)[1])
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    h, w = rgb.shape[0] // rows, rgb.shape[1] // cols
+    return [rgb[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)]
+
+
+def test_mosaic_shows_every_slice(voila_server, new_page, shot):
+    """M paints every short-axis slice of the phase, with the overlay, from the volume in the browser."""
+    page = new_page()
+    open_dashboard(page, voila_server.url)
+    viewer = page.locator(".cmrqc-slice-viewer").first
+    wait_for(lambda: viewer.get_attribute("data-ready") == "1", what="painted")
+    slices = int(viewer.locator(".cmrqc-sv-status").inner_text().split("/")[-1])  # "slice 7 / 12"
+    page.keyboard.press("m")
+    mosaic = wait_for(lambda: viewer.get_attribute("data-mosaic"), what="mosaic painted")
+    n, cols, rows = (int(v) for v in mosaic.split())
+    shot(page, "mosaic")
+    url = page.evaluate("() => document.querySelector('.cmrqc-sv-mri').toDataURL('image/png')")
+    shown = tiles(url, cols, rows)
+    assert n == slices and cols * rows >= n
+    for k in range(n):
+        assert shown[k].max() > 50, f"slice {k + 1} of {n} is blank in the mosaic"
+    coloured = [int(((t.max(axis=2) - t.min(axis=2)) > 80).any()) for t in shown[:n]]
+    assert sum(coloured) >= n // 2, coloured  # the overlay on the tiles that hold labels
+    page.keyboard.press("m")
+    wait_for(lambda: "mosaic" not in viewer.locator(".cmrqc-sv-status").inner_text(), what="one slice again")
