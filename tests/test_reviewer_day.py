@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from synthetic import REVIEWER, on_disk
 
 from cmrqc_widgets.widgets import ReviewWidget
@@ -170,3 +171,20 @@ def test_closed_socket_traceback_dropped_at_shutdown() -> None:
     assert keep.filter(record(zmq.ZMQError(zmq.ENOTSOCK))) is False
     assert keep.filter(record(zmq.ZMQError(zmq.EAGAIN))) is True
     assert keep.filter(record(ValueError("a real bug"))) is True
+
+
+def test_window_presets_and_invert(widget: ReviewWidget) -> None:
+    """Presets set the window about the case's own centre; I inverts; Auto restores the case's window."""
+    w = widget
+    low, high = w.slice_view.default_window
+    w.display_controls.preset_dropdown.value = "contrast"
+    a, b = w.slice_view.window
+    assert b - a == pytest.approx(0.6 * (high - low), abs=1) and (a + b) / 2 == pytest.approx(
+        (low + high) / 2, abs=1
+    )
+    w.display_controls.preset_dropdown.value = "wide"
+    assert w.slice_view.window[1] - w.slice_view.window[0] > high - low
+    w.handle_key(key("i"))
+    assert w.slice_view.invert is True and w.display_controls.invert_checkbox.value is True
+    w.display_controls.reset_window_button.click()
+    assert w.slice_view.window == w.slice_view.default_window

@@ -12,6 +12,7 @@ from ipywidgets import (
     HTML,
     Button,
     Checkbox,
+    Dropdown,
     FloatRangeSlider,
     HBox,
     IntSlider,
@@ -104,11 +105,13 @@ class DisplayControls(VBox):
     Attributes
     ----------
     overlay_checkbox, contour_checkbox, mosaic_checkbox, transparency_slider, zoom_slider,
-    window_slider, reset_window_button,
+    window_slider, reset_window_button, invert_checkbox, preset_dropdown,
     structure_checkboxes : dict[str, Checkbox]
     """
 
-    def __init__(self, state: Any, reset_window: Any = None, guard: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, state: Any, reset_window: Any = None, guard: Any = None, presets: Any = None, **kwargs: Any
+    ) -> None:
         guard = guard or (lambda f: f)
         self._state = state
         self.overlay_checkbox = Checkbox(value=True, description="Overlay", indent=False, layout=_auto())
@@ -152,6 +155,21 @@ class DisplayControls(VBox):
             tooltip="Reset the window to this case's robust range",
             layout=Layout(width="60px"),
         )
+        self.invert_checkbox = Checkbox(
+            value=False, description="Invert (I)", indent=False, tooltip="Invert grey levels", layout=_auto()
+        )
+        names, apply_preset = presets if presets is not None else ([], None)
+        self.preset_dropdown = Dropdown(
+            options=[(name.capitalize(), name) for name in names],
+            value=None,
+            description="Preset",
+            style=_narrow("initial"),
+            layout=Layout(width="150px"),
+        )
+        if apply_preset is not None:
+            self.preset_dropdown.observe(
+                guard(lambda change: change.new is not None and apply_preset(change.new)), "value"
+            )
         self.structure_checkboxes = {
             name: Checkbox(
                 value=True, description=name, indent=False, tooltip=STRUCTURE_NAMES[name], layout=_auto()
@@ -160,6 +178,7 @@ class DisplayControls(VBox):
         }
         link((state, "overlay"), (self.overlay_checkbox, "value"))
         link((state, "contour"), (self.contour_checkbox, "value"))
+        link((state, "invert"), (self.invert_checkbox, "value"))
         link((state, "mosaic"), (self.mosaic_checkbox, "value"))
         link(
             (state, "alpha"),
@@ -178,7 +197,7 @@ class DisplayControls(VBox):
         super().__init__(
             [
                 HBox([self.overlay_checkbox, self.contour_checkbox, self.transparency_slider]),
-                HBox([self.zoom_slider, self.mosaic_checkbox]),
+                HBox([self.zoom_slider, self.mosaic_checkbox, self.invert_checkbox, self.preset_dropdown]),
                 HBox([self.window_slider, self.reset_window_button, *swatches]),
             ],
             **kwargs,

@@ -33,6 +33,7 @@ KEYMAP: dict[str, tuple[str, tuple[Any, ...]]] = {
     "o": ("toggle_overlay", ()),
     "l": ("toggle_contour", ()),
     "m": ("toggle_mosaic", ()),
+    "i": ("toggle_invert", ()),
 }
 """Key (``KeyboardEvent.key``, letters lower-case) -> (ReviewState method, arguments)."""
 
@@ -62,6 +63,8 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("Space", "play / pause the slices"),
     ("O · L", "overlay on / off · overlay as outlines / filled"),
     ("M", "mosaic: every short-axis slice at once / one slice"),
+    ("I", "invert the grey levels"),
+    ("drag", "left: pan the zoomed image · right (or Shift): window / level"),
     ("?", "show / hide this list"),
 ]
 """(keys, what they do): the ``?`` overlay."""
@@ -69,7 +72,7 @@ HELP_ROWS: list[tuple[str, str]] = [
 HELP = (
     "Keys (anywhere but a text box): A/R/F/U decide and go on · Shift+A accept both phases · Z undo"
     " · C comment, Esc leaves it · ←/→ slice · ↑/↓ or P/N patient · E/S phase · J next undecided"
-    " · Space play · O overlay · L outlines · M mosaic · ? all keys"
+    " · Space play · O overlay · L outlines · M mosaic · I invert · ? all keys"
 )
 """The help line shown under the screen."""
 

@@ -47,6 +47,9 @@ from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
 
+WINDOW_PRESETS = {"auto": 1.0, "contrast": 0.6, "wide": 2.0}
+"""Window presets: the width of the case's robust window times this, about the same centre."""
+
 THREE_D_DELAY = 0.15
 """Seconds between a 2D switch and the 3D update: the 2D batch reaches the browser first, and a
 reviewer moving faster than this skips the 3D work of the cases passed over."""
@@ -111,7 +114,10 @@ class ReviewWidget(VBox):
         self.slice_view = SliceViewer()
         self.slice_view.add_class("cmrqc-slice-viewer")
         self.slice_controls = SliceControls(st, guard=guard)
-        self.display_controls = DisplayControls(st, reset_window=self.reset_window, guard=guard)
+        presets = (list(WINDOW_PRESETS), self.window_preset)
+        self.display_controls = DisplayControls(
+            st, reset_window=self.reset_window, guard=guard, presets=presets
+        )
         self.decision_bar = DecisionBar(st, guard=guard)
         self.volume_view = Volume3DPanel(cap=points_cap, guard=guard)
         self.case_info = CaseInfo(st, guard=guard)
@@ -125,8 +131,8 @@ class ReviewWidget(VBox):
         )
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
-        synced = ("slice", "view", "overlay", "contour", "mosaic", "alpha", "window", "zoom", "visible")
-        for name in (*synced, "playing", "fps"):
+        shown = ("overlay", "contour", "mosaic", "invert", "alpha", "window", "zoom", "visible")
+        for name in ("slice", "view", *shown, "playing", "fps"):
             link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
@@ -302,6 +308,12 @@ class ReviewWidget(VBox):
     def reset_window(self) -> None:
         """Reset the window/level to the robust default of the current case."""
         self.state.window = list(self.slice_view.default_window)
+
+    def window_preset(self, name: str) -> None:
+        """Apply window preset ``name`` (see :data:`WINDOW_PRESETS`) to the current case."""
+        low, high = self.slice_view.default_window
+        centre, width = (low + high) / 2, (high - low) * WINDOW_PRESETS[name]
+        self.state.window = [max(0.0, centre - width / 2), min(255.0, max(centre + width / 2, centre + 1))]
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until the background work is done: the neighbours prepared, the checks measured.

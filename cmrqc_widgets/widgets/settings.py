@@ -35,6 +35,7 @@ class ViewSettings(HasTraits):
     fps = Int(5, help="Play speed, 1-20 frames per second.")
     overlay = Bool(True, help="Colour overlay on the MRI.")
     contour = Bool(False, help="Overlay drawn as outlines instead of filled.")
+    invert = Bool(False, help="Grey levels inverted.")
     mosaic = Bool(False, help="All short-axis slices at once (lightbox).")
     alpha = Float(0.4, help="Overlay opacity, 0-1.")
     zoom = Float(1.0, help="Zoom factor, 0.5-3.")
@@ -85,6 +86,10 @@ class ViewSettings(HasTraits):
         """All short-axis slices at once, or back to one slice."""
         self.mosaic = not self.mosaic
 
+    def toggle_invert(self) -> None:
+        """Invert the grey levels, or back."""
+        self.invert = not self.invert
+
     def toggle_contour(self) -> None:
         """Overlay as outlines, or filled again."""
         self.contour = not self.contour
@@ -94,7 +99,17 @@ class ViewSettings(HasTraits):
         self.slice = self.slice + int(delta)
 
 
-PERSISTED: tuple[str, ...] = ("advance", "overlay", "contour", "alpha", "zoom", "fps", "visible", "show_3d")
+PERSISTED: tuple[str, ...] = (
+    "advance",
+    "overlay",
+    "contour",
+    "invert",
+    "alpha",
+    "zoom",
+    "fps",
+    "visible",
+    "show_3d",
+)
 """Settings of a reviewer remembered across reloads (the window follows each case instead)."""
 
 

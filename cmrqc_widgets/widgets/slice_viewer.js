@@ -83,6 +83,10 @@ function render({ model, el }) {
     for (let v = 0; v < 256; v++) lut[v] = Math.max(0, Math.min(255, Math.round(((v - low) / span) * 255)));
   }
 
+  function invertLut() {
+    if (model.get("invert")) for (let v = 0; v < 256; v++) lut[v] = 255 - lut[v];
+  }
+
   function buildColours() {
     const structures = model.get("structures");
     const colours = model.get("colours");
@@ -387,7 +391,7 @@ function render({ model, el }) {
 
   const handlers = [
     ["change:image change:labels change:shape", queueLoad],
-    ["change:window", () => (buildLut(), draw())],
+    ["change:window change:invert", () => (buildLut(), invertLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
     ["change:slice_index change:overlay change:alpha change:message change:contour", draw],
     ["change:mosaic", () => (layout(), draw())],
@@ -397,6 +401,7 @@ function render({ model, el }) {
   for (const [events, handler] of handlers) for (const name of events.split(" ")) model.on(name, handler);
 
   buildLut();
+  invertLut();
   buildColours();
   showMessage();
   load();

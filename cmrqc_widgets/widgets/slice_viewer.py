@@ -220,6 +220,8 @@ class SliceViewer(anywidget.AnyWidget):
     colours = traitlets.Dict(default_value={name: _hex(rgb) for name, rgb in STRUCTURE_COLOURS.items()}).tag(
         sync=True
     )
+    invert = traitlets.Bool(False).tag(sync=True)
+    """Grey levels inverted (dark blood, bright background), after the window."""
     contour = traitlets.Bool(False).tag(sync=True)
     """Overlay as outlines (each structure's edge, opaque) instead of filled."""
     mosaic = traitlets.Bool(False).tag(sync=True)
