@@ -32,18 +32,22 @@ OFFLINE_SECONDS = 12.0
 """Silence after which the kernel counts as lost: longer than any case load or 3D build on a busy
 2-core server, so a slow kernel is never mistaken for a dead one."""
 
+
 class KeyBridge(anywidget.AnyWidget):
     """Document-level keys, comment commits and the kernel heartbeat of the review screen.
 
     Parameters
     ----------
     on_key : callable
-        Called with each forwarded key event (a dict like ipyevents sends:
-        ``{"event": "keydown", "key": "a", "shiftKey": False, ..., "target": {"tagName": ...}}``).
+        Called with each forwarded key event, a dict:
+        ``{"event": "keydown", "key": "a", "shiftKey": False, ..., "target": {"tagName": ...}}``.
     on_commit : callable
-        Called with the comment box's text when the page asks for it to be saved.
+        Called with the comment box's text and the ``case_key`` it was typed for, when the page
+        asks for it to be saved (box left, page hidden or closed).
     help_rows : list of (str, str)
         (keys, what they do): the rows of the ``?`` overlay.
+    keys : list of str
+        The shortcut keys the page forwards (``keys.forwarded_keys()``).
     """
 
     _esm = Path(__file__).with_name("hotkeys.js")

@@ -1,4 +1,4 @@
-"""Thin views of the review state: decision bar, navigation, case info and the log.
+"""Thin views of the review state: decision bar, navigation and case info.
 
 Each panel receives the :class:`~cmrqc_widgets.widgets.state.ReviewState`, links its controls to
 the state's traits and calls one state method per button. Nothing here keeps state of its own
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,6 @@ from ipywidgets import (
     HBox,
     IntProgress,
     Layout,
-    Output,
     Select,
     Textarea,
     ToggleButtons,
@@ -54,41 +52,6 @@ COMMENT_DEBOUNCE_SECONDS = 1.0
 PAGE_SIZE = 100
 """Patients shown in the patient list at a time: a save or a move re-sends at most one page of
 labels, however large the dataset."""
-
-
-class LogPanel(VBox):
-    """Visible log: exceptions of callbacks and warnings of the package land here, not in the void.
-
-    Attributes
-    ----------
-    output : ipywidgets.Output
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.output = Output(layout=Layout(max_height="160px", overflow="auto"))
-        self.output.add_class("cmrqc-log")
-        self._handler = _OutputHandler(self.output)
-        logging.getLogger("cmrqc_widgets").addHandler(self._handler)
-        super().__init__([HTML("<b>Log</b>"), self.output], **kwargs)
-
-    def guard(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a callback so its exception is shown in the log (in a kernel) instead of vanishing."""
-        return self.output.capture()(function)
-
-    def detach(self) -> None:
-        """Stop receiving the package's log records (called when the widget closes)."""
-        logging.getLogger("cmrqc_widgets").removeHandler(self._handler)
-
-
-class _OutputHandler(logging.Handler):
-    def __init__(self, output: Output) -> None:
-        super().__init__(logging.WARNING)
-        self.output = output
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.output.append_stderr(self.format(record) + "\n")
 
 
 class DecisionBar(VBox):

@@ -40,8 +40,9 @@ from .header import ScreenHeader
 from .history import HistoryPanel
 from .hotkeys import KeyBridge
 from .kernel import kernel_scheduler
+from .log_panel import LogPanel
 from .metrics_strip import MetricsStrip
-from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
+from .panels import CaseInfo, DecisionBar, NavigationPanel
 from .slice_viewer import SliceViewer, pack_case
 from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
