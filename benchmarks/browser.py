@@ -324,7 +324,7 @@ def _bench_loads(browser: Any, server: _Server, loads: int, result: dict[str, An
 def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int) -> dict[str, Any]:
     times, sizes, labels = [], [], []
     for _ in range(moves):
-        page.hover(".cmrqc-key-area .cmrqc-sv-mri")  # ipyevents listens while the mouse is over it
+        page.hover(".cmrqc-key-area .cmrqc-sv-mri")  # where a reviewer's pointer rests (keys work anywhere)
         counter.total = 0
         times.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
         page.wait_for_timeout(300)  # trailing messages of the same move (list, stats, echoes)

@@ -95,8 +95,16 @@ def test_widget_syncs_over_a_real_comm(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
     monkeypatch.setenv("CMRQC_USER", "dave")
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(KERNEL_DRIVE)])
+    later = (  # the event loop runs (the deferred 3D update with it) while this cell awaits
+        "import asyncio\nawait asyncio.sleep(1)\n"
+        "print('3D later:', w.volume_view._case is w.state.case, len(w.log_output.outputs))"
+    )
+    cells = [nbformat.v4.new_code_cell(KERNEL_DRIVE), nbformat.v4.new_code_cell(later)]
+    notebook = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
     text = "".join(o.get("text", "") for o in outputs(notebook))
     assert "log: 0 ()" in text
-    assert "3D: True 3" in text
+    # 3D waits for the kernel's event loop (2D first): the cases passed over in the busy cell were
+    # never drawn in 3D; once the cell is done, the 3D panel shows the case on screen.
+    assert "3D: True 1" in text
+    assert "3D later: True 0" in text

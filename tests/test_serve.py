@@ -378,3 +378,29 @@ def test_sigterm_stops_the_server_too(tmp_path):
     assert process.wait(timeout=30) == signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_serve_prints_the_port_it_really_uses(tmp_path, monkeypatch, capsys):
+    """With the asked port busy, `cmrqc serve` picks the next free one, says so, and Voilà may not move."""
+    import socket
+
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        args = parse(["serve", "--root", str(tmp_path), "--user", "bo", "--port", str(taken), "--no-browser"])
+        argv, _ = prepare_serve(args)
+    assert args.port != taken and f"--port={args.port}" in argv and "--Voila.port_retries=0" in argv
+    assert f"Port {taken} is in use; serving on {args.port}" in capsys.readouterr().err
+
+
+def test_wheel_ships_only_the_named_notebooks():
+    """The wheel takes review.ipynb and tutorial.ipynb by name, never the whole notebooks/ folder."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    shipped = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    notebooks = sorted(source for source in shipped if source.startswith("notebooks"))
+    assert notebooks == ["notebooks/review.ipynb", "notebooks/tutorial.ipynb"]
+    assert all((REPO / source).is_file() for source in notebooks)

@@ -14,6 +14,7 @@ from ..serve.voila import (
     _run,
     ensure_demo,
     find_notebook,
+    first_free_port,
     hub_environment,
     serve_environment,
     shipped_dir,
@@ -32,6 +33,10 @@ def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     if getattr(args, "demo", False):
         path = ensure_demo(root, user)
         print(f"Demo dataset: {path}", file=sys.stderr)
+    wanted = args.port
+    args.port = first_free_port(args.ip, wanted)
+    if args.port != wanted:
+        print(f"Port {wanted} is in use; serving on {args.port} instead.", file=sys.stderr)
     argv = voila_arguments(
         notebook,
         port=args.port,

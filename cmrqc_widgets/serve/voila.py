@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ __all__ = [
     "DEMO_DATASET",
     "NOTEBOOK",
     "ensure_demo",
+    "first_free_port",
     "hub_environment",
     "reviewer_command",
     "serve_environment",
@@ -137,7 +139,15 @@ def voila_arguments(
     """
     if preheat is None:
         preheat = supports_preheat(notebook)
-    argv = [sys.executable, "-m", "voila", os.fspath(notebook), f"--port={int(port)}", f"--Voila.ip={ip}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "voila",
+        os.fspath(notebook),
+        f"--port={int(port)}",
+        f"--Voila.ip={ip}",
+        "--Voila.port_retries=0",  # the printed URL is the served one: fail rather than move
+    ]
     if not open_browser:
         argv.append("--no-browser")
     for section, values in voila_settings(config_dir).items():
@@ -200,6 +210,23 @@ def reviewer_command(
                 value = False
             argv.append(f"--{section}.{name}={_flag_value(value)}")
     return argv
+def first_free_port(ip: str, port: int, tries: int = 50) -> int:
+    """``port`` if nothing listens on it at ``ip``, else the next free one (at most ``tries`` on).
+
+    Voilà itself would silently move to a random port, and we would print the wrong URL; so we pick
+    the port, print it, and start Voilà with ``--Voila.port_retries=0`` (it fails rather than move).
+    """
+    host = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
+    for candidate in range(int(port), int(port) + tries):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            try:
+                sock.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    last = port + tries - 1
+    raise CmrqcError(f"Ports {port} to {last} on {host} are all in use; pick another with --port.")
 
 
 def _prepend_path(current: str | None, first: Path) -> str:

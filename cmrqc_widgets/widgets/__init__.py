@@ -5,8 +5,9 @@ Only this subpackage imports ipywidgets, anywidget, ipyevents and (lazily) ipyvo
 
 from __future__ import annotations
 
+from .kernel import quiet_shutdown
 from .review import ReviewWidget
 from .slice_viewer import SliceViewer
 from .state import ReviewState
 
-__all__ = ["ReviewState", "ReviewWidget", "SliceViewer"]
+__all__ = ["ReviewState", "ReviewWidget", "SliceViewer", "quiet_shutdown"]

@@ -12,8 +12,8 @@ from ipywidgets import (
     HTML,
     Button,
     Checkbox,
+    Dropdown,
     FloatRangeSlider,
-    FloatSlider,
     HBox,
     IntSlider,
     Layout,
@@ -41,15 +41,16 @@ class SliceControls(VBox):
 
     Attributes
     ----------
-    slice_slider, prev_slice_button, next_slice_button, play_button, fps_slider, view_toggle
+    slice_slider (1-based, as the caption), prev_slice_button, next_slice_button, play_button,
+    fps_slider, view_toggle
     """
 
     def __init__(self, state: Any, guard: Any = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
-        self.slice_slider = IntSlider(
-            value=0,
-            min=0,
-            max=0,
+        self.slice_slider = IntSlider(  # 1-based, as the caption under the images ("slice 3 / 12")
+            value=1,
+            min=1,
+            max=1,
             description="Slice",
             continuous_update=True,
             style=_narrow("40px"),
@@ -72,9 +73,9 @@ class SliceControls(VBox):
             tooltips=["Short axis", "Horizontal long axis", "Vertical long axis"],
             style={"button_width": "48px"},
         )
-        dlink((state, "n_slices"), (self.slice_slider, "max"), lambda n: max(n - 1, 0))
+        dlink((state, "n_slices"), (self.slice_slider, "max"), lambda n: max(n, 1))
         dlink((state, "n_slices"), (self.slice_slider, "disabled"), lambda n: n <= 1)
-        link((state, "slice"), (self.slice_slider, "value"))
+        link((state, "slice"), (self.slice_slider, "value"), (lambda k: k + 1, lambda v: v - 1))
         link((state, "playing"), (self.play_button, "value"))
         link((state, "fps"), (self.fps_slider, "value"))
         link((state, "view"), (self.view_toggle, "value"))
@@ -103,23 +104,32 @@ class DisplayControls(VBox):
 
     Attributes
     ----------
-    overlay_checkbox, transparency_slider, zoom_slider, window_slider, reset_window_button,
+    overlay_checkbox, contour_checkbox, mosaic_checkbox, transparency_slider, zoom_slider,
+    window_slider, reset_window_button, invert_checkbox, preset_dropdown,
     structure_checkboxes : dict[str, Checkbox]
     """
 
-    def __init__(self, state: Any, reset_window: Any = None, guard: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, state: Any, reset_window: Any = None, guard: Any = None, presets: Any = None, **kwargs: Any
+    ) -> None:
         guard = guard or (lambda f: f)
         self._state = state
         self.overlay_checkbox = Checkbox(value=True, description="Overlay", indent=False, layout=_auto())
-        self.transparency_slider = FloatSlider(
-            value=0.6,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            description="Transparency",
-            readout_format=".0%",
+        self.contour_checkbox = Checkbox(
+            value=False, description="Outline (L)", indent=False, tooltip="Outlines", layout=_auto()
+        )
+        self.mosaic_checkbox = Checkbox(
+            value=False, description="Mosaic (M)", indent=False, tooltip="All slices", layout=_auto()
+        )
+        # Whole percent: a reviewer typing "30" in the readout means 30 %, not 30 x 100 %.
+        self.transparency_slider = IntSlider(
+            value=60,
+            min=0,
+            max=100,
+            step=5,
+            description="Transparency %",
             style={"description_width": "initial"},
-            layout=Layout(width="260px"),
+            layout=Layout(width="270px"),
         )
         self.zoom_slider = IntSlider(
             value=100,
@@ -137,14 +147,29 @@ class DisplayControls(VBox):
             step=1.0,
             description="Window",
             readout_format=".0f",
-            style=_narrow("50px"),
-            layout=Layout(width="300px"),
+            style=_narrow("initial"),  # a fixed width cut the word to "Wind…"
+            layout=Layout(width="320px"),
         )
         self.reset_window_button = Button(
             description="Auto",
             tooltip="Reset the window to this case's robust range",
             layout=Layout(width="60px"),
         )
+        self.invert_checkbox = Checkbox(
+            value=False, description="Invert (I)", indent=False, tooltip="Invert grey levels", layout=_auto()
+        )
+        names, apply_preset = presets if presets is not None else ([], None)
+        self.preset_dropdown = Dropdown(
+            options=[(name.capitalize(), name) for name in names],
+            value=None,
+            description="Preset",
+            style=_narrow("initial"),
+            layout=Layout(width="150px"),
+        )
+        if apply_preset is not None:
+            self.preset_dropdown.observe(
+                guard(lambda change: change.new is not None and apply_preset(change.new)), "value"
+            )
         self.structure_checkboxes = {
             name: Checkbox(
                 value=True, description=name, indent=False, tooltip=STRUCTURE_NAMES[name], layout=_auto()
@@ -152,7 +177,14 @@ class DisplayControls(VBox):
             for name in STRUCTURES
         }
         link((state, "overlay"), (self.overlay_checkbox, "value"))
-        link((state, "alpha"), (self.transparency_slider, "value"), (lambda a: 1.0 - a, lambda t: 1.0 - t))
+        link((state, "contour"), (self.contour_checkbox, "value"))
+        link((state, "invert"), (self.invert_checkbox, "value"))
+        link((state, "mosaic"), (self.mosaic_checkbox, "value"))
+        link(
+            (state, "alpha"),
+            (self.transparency_slider, "value"),
+            (lambda a: round((1.0 - a) * 100), lambda t: 1.0 - t / 100),
+        )
         link((state, "zoom"), (self.zoom_slider, "value"), (lambda z: round(z * 100), lambda p: p / 100))
         link((state, "window"), (self.window_slider, "value"), (tuple, list))
         dlink((state, "overlay"), (self.transparency_slider, "disabled"), lambda on: not on)
@@ -164,7 +196,8 @@ class DisplayControls(VBox):
         swatches = [HBox([HTML(_swatch(name)), box]) for name, box in self.structure_checkboxes.items()]
         super().__init__(
             [
-                HBox([self.overlay_checkbox, self.transparency_slider, self.zoom_slider]),
+                HBox([self.overlay_checkbox, self.contour_checkbox, self.transparency_slider]),
+                HBox([self.zoom_slider, self.mosaic_checkbox, self.invert_checkbox, self.preset_dropdown]),
                 HBox([self.window_slider, self.reset_window_button, *swatches]),
             ],
             **kwargs,

@@ -21,8 +21,8 @@ class DecisionState(HasTraits):
     """Decision, comment draft and "saved 12:03:41" of the current patient and phase.
 
     The host (``ReviewState``) provides ``dataset_obj``, ``patient``, ``phase``, ``error``,
-    ``notice``, ``_decisions``, ``_comment_key``, ``_stored_comment``, ``_arrived``, ``batch()``
-    and ``_account()``.
+    ``notice``, ``_decisions``, ``_comment_key``, ``_stored_comment``, ``_arrived``, ``batch()``,
+    ``_account()`` and ``_after_save()``.
     """
 
     decision = Unicode("", help="Saved decision of the current patient and phase ('' = none).")
@@ -76,6 +76,7 @@ class DecisionState(HasTraits):
             return False
         before = dict(self._decisions.get(patient, {}))
         self._decisions.setdefault(patient, {})[phase] = saved
+        self._after_save(dataset, patient, phase, before.get(phase), saved)
         with self.batch():
             if key == self._comment_key:
                 self._stored_comment = saved.comment

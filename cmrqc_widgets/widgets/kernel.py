@@ -7,9 +7,11 @@ between two messages of the browser.
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Callable
 
-__all__ = ["kernel_scheduler"]
+__all__ = ["kernel_scheduler", "quiet_shutdown"]
 
 
 def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:
@@ -35,3 +37,31 @@ def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:
             loop.add_callback(function)
 
     return schedule
+
+
+class _ClosedSocketFilter(logging.Filter):
+    """Drops ipykernel's "Exception in message handler" record whose cause is a closed ZMQ socket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (type(error).__name__ == "ZMQError" and getattr(error, "errno", None) == errno.ENOTSOCK)
+
+
+def quiet_shutdown() -> bool:
+    """Silence the ZMQ traceback a preheated Voilà kernel prints when the server stops.
+
+    A preheated kernel no reviewer opened is shut down while its cell still waits in
+    ``voila.utils.wait_for_request``; ipykernel then sends that cell's reply on a closed socket and
+    logs a ``ZMQError: Socket operation on non-socket`` traceback on every stop of ``cmrqc serve``.
+    Only that record is dropped. Returns False outside a kernel.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    log = getattr(getattr(get_ipython(), "kernel", None), "log", None)
+    if not isinstance(log, logging.Logger):
+        return False
+    if not any(isinstance(f, _ClosedSocketFilter) for f in log.filters):
+        log.addFilter(_ClosedSocketFilter())
+    return True

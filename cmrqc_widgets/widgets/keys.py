@@ -1,31 +1,25 @@
-"""Keyboard shortcuts of the review screen, and how they are kept away from the comment box.
+"""Keyboard shortcuts of the review screen: the key table, the help rows and the safety rules.
 
-How ipyevents delivers keys (read from ipyevents 2.0.4's front end): an ``Event`` watching
-``keydown`` on a source widget adds a document-level key listener while the mouse is over that
-widget (and focuses it), removes the listener when the mouse leaves, and calls ``preventDefault``
-on every key it forwards. Watching a box that contains the comment ``Textarea`` would therefore eat
-the reviewer's typing. So:
+The browser side (:mod:`~cmrqc_widgets.widgets.hotkeys`) listens on the whole document, so keys
+work wherever the mouse is, and it never forwards a key typed in a text field. :func:`action_for`
+checks again in the kernel: a key is ignored when its target is a text field (``TEXTAREA``, a text
+``INPUT``, an editable slider readout), when Ctrl/Alt/Meta is held (browser shortcuts stay free;
+Ctrl+Z is our undo), and when it is the auto-repeat of a key that saves something.
 
-1. The ``Event`` objects are attached only to key areas that contain no text input: the slice
-   viewer with its slice controls, and the row of navigation and decision buttons. The comment box,
-   the dataset dropdown and the patient list are outside every key area.
-2. :func:`action_for` also ignores any key whose target is a text field (``TEXTAREA``, ``INPUT``,
-   ``SELECT`` or an editable slider readout), any key with Ctrl/Alt/Meta held (browser shortcuts
-   stay free) and auto-repeats of keys that save something.
-
-The mapping is plain data, so the help line and the tests read the same table.
+The mapping is plain data, so the ``?`` overlay, the help line and the tests read the same table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 KEYMAP: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "a": ("decide", ("accept",)),
-    "r": ("decide", ("reject",)),
-    "f": ("decide", ("finetune",)),
-    "u": ("decide", ("unclassified",)),
+    "a": ("decide_by_key", ("accept",)),
+    "r": ("decide_by_key", ("reject",)),
+    "f": ("decide_by_key", ("finetune",)),
+    "u": ("decide_by_key", ("unclassified",)),
+    "z": ("undo", ()),
     "ArrowLeft": ("step_slice", (-1,)),
     "ArrowRight": ("step_slice", (+1,)),
     "ArrowUp": ("prev_patient", ()),
@@ -36,18 +30,49 @@ KEYMAP: dict[str, tuple[str, tuple[Any, ...]]] = {
     "s": ("set_phase", ("ES",)),
     " ": ("toggle_play", ()),
     "j": ("next_undecided", ()),
+    "o": ("toggle_overlay", ()),
+    "l": ("toggle_contour", ()),
+    "m": ("toggle_mosaic", ()),
+    "i": ("toggle_invert", ()),
 }
 """Key (``KeyboardEvent.key``, letters lower-case) -> (ReviewState method, arguments)."""
+
+SHIFTED: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "a": ("accept_both_and_next", ()),
+}
+"""Keys with Shift held that mean something else than without."""
 
 REPEATABLE = frozenset({"ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "n", "p"})
 """Keys whose auto-repeat (key held down) is honoured; holding "A" must not save again and again."""
 
-TYPING_TAGS = frozenset({"TEXTAREA", "INPUT", "SELECT"})
+TYPING_TAGS = frozenset({"TEXTAREA", "INPUT"})
 """Targets that take text: a key pressed there belongs to the field, never to a shortcut."""
 
+NON_TEXT_INPUTS = frozenset({"checkbox", "radio", "range", "button", "submit", "reset", "color", "file"})
+"""``INPUT`` types that take no text (a key there may be a shortcut)."""
+
+HELP_ROWS: list[tuple[str, str]] = [
+    ("A · R · F · U", "accept · reject · fine-tune · unclassified, then the next undecided phase"),
+    ("Shift+A", "accept both phases of this patient, then the next undecided patient"),
+    ("Z or Ctrl+Z", "undo the last decision (back to its case; the history keeps both)"),
+    ("C", "write a comment (saved as you type); Esc leaves the box"),
+    ("← →", "previous / next slice"),
+    ("↑ ↓ or P N", "previous / next patient"),
+    ("E · S", "end-diastole · end-systole"),
+    ("J", "next patient or phase without a decision"),
+    ("Space", "play / pause the slices"),
+    ("O · L", "overlay on / off · overlay as outlines / filled"),
+    ("M", "mosaic: every short-axis slice at once / one slice"),
+    ("I", "invert the grey levels"),
+    ("drag", "left: pan the zoomed image · right (or Shift): window / level"),
+    ("?", "show / hide this list"),
+]
+"""(keys, what they do): the ``?`` overlay."""
+
 HELP = (
-    "Keys (mouse over the images or the buttons): A accept · R reject · F fine-tune · U unclassified"
-    " · ←/→ slice · ↑/↓ or P/N patient · E/S phase · Space play/pause · J next undecided"
+    "Keys (anywhere but a text box): A/R/F/U decide and go on · Shift+A accept both phases · Z undo"
+    " · C comment, Esc leaves it · ←/→ slice · ↑/↓ or P/N patient · E/S phase · J next undecided"
+    " · Space play · O overlay · L outlines · M mosaic · I invert · ? all keys"
 )
 """The help line shown under the screen."""
 
@@ -57,11 +82,18 @@ def normalise_key(key: str) -> str:
     return key.lower() if len(key) == 1 else key
 
 
+def forwarded_keys() -> list[str]:
+    """Every key the page must forward to the kernel (the rest stay in the browser)."""
+    return sorted({*KEYMAP, *SHIFTED})
+
+
 def is_typing_target(event: Mapping[str, Any]) -> bool:
     """True when the key event comes from a text field (the comment box, a number box ...)."""
     target = event.get("target") or {}
     tag = str(target.get("tagName", "")).upper()
     classes = str(target.get("className", ""))
+    if tag == "INPUT":
+        return str(target.get("type", "") or "text").lower() not in NON_TEXT_INPUTS
     return tag in TYPING_TAGS or "widget-readout" in classes
 
 
@@ -71,39 +103,21 @@ def action_for(event: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
     Parameters
     ----------
     event : mapping
-        An ipyevents key event: ``{"event": "keydown", "key": "a", "ctrlKey": False, ...,
-        "target": {"tagName": "DIV", ...}}``. Only ``key`` is required.
+        A key event as the page forwards it: ``{"event": "keydown", "key": "a", "ctrlKey": False,
+        ..., "target": {"tagName": "DIV", ...}}``. Only ``key`` is required.
     """
     kind = event.get("event", event.get("type", "keydown"))
-    if kind != "keydown":
-        return None
-    if any(event.get(flag) for flag in ("ctrlKey", "altKey", "metaKey")):
-        return None
-    if is_typing_target(event):
+    if kind != "keydown" or is_typing_target(event):
         return None
     key = normalise_key(str(event.get("key", "")))
-    if key not in KEYMAP:
+    command = event.get("ctrlKey") or event.get("metaKey")
+    if command and key == "z" and not event.get("altKey"):
+        return None if event.get("repeat") else KEYMAP["z"]
+    if command or event.get("altKey"):
+        return None
+    table = SHIFTED if event.get("shiftKey") and key in SHIFTED else KEYMAP
+    if key not in table:
         return None
     if event.get("repeat") and key not in REPEATABLE:
         return None
-    return KEYMAP[key]
-
-
-def attach_keys(sources: Iterable[Any], callback: Callable[[dict[str, Any]], None]) -> list[Any]:
-    """Watch ``keydown`` on each widget of ``sources`` and send every event to ``callback``.
-
-    Returns the ipyevents ``Event`` objects (keep them alive with the widget).
-    """
-    from ipyevents import Event
-
-    events = []
-    for source in sources:
-        event = Event(
-            source=source,
-            watched_events=["keydown"],
-            prevent_default_action=True,  # arrows and space must not scroll the page
-            ignore_modifier_key_events=True,
-        )
-        event.on_dom_event(callback)
-        events.append(event)
-    return events
+    return table[key]

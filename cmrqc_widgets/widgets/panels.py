@@ -1,4 +1,4 @@
-"""Thin views of the review state: decision bar, navigation and the log (case info: ``case_info``).
+"""Thin views of the review state: the decision bar and navigation (case info, log: own modules).
 
 Each panel receives the :class:`~cmrqc_widgets.widgets.state.ReviewState`, links its controls to
 the state's traits and calls one state method per button. Nothing here keeps state of its own
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,6 @@ from ipywidgets import (
     HBox,
     IntProgress,
     Layout,
-    Output,
     Select,
     Textarea,
     ToggleButtons,
@@ -29,6 +27,7 @@ from ipywidgets import (
 from traitlets import dlink, link
 
 from ..names import DECISIONS, PHASES
+from .kernel import kernel_scheduler
 from .queue import FILTERS, patient_name
 
 DECISION_LABELS = {
@@ -48,52 +47,20 @@ FILTER_LABELS = {
     "unclassified": "Unclassified",
     "flagged": "Flagged (failed checks)",
 }
+COMMENT_DEBOUNCE_SECONDS = 1.0
+"""A comment is saved this long after the last keystroke reached the kernel."""
 PAGE_SIZE = 100
 """Patients shown in the patient list at a time: a save or a move re-sends at most one page of
 labels, however large the dataset."""
 
 
-class LogPanel(VBox):
-    """Visible log: exceptions of callbacks and warnings of the package land here, not in the void.
-
-    Attributes
-    ----------
-    output : ipywidgets.Output
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.output = Output(layout=Layout(max_height="160px", overflow="auto"))
-        self.output.add_class("cmrqc-log")
-        self._handler = _OutputHandler(self.output)
-        logging.getLogger("cmrqc_widgets").addHandler(self._handler)
-        super().__init__([HTML("<b>Log</b>"), self.output], **kwargs)
-
-    def guard(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a callback so its exception is shown in the log (in a kernel) instead of vanishing."""
-        return self.output.capture()(function)
-
-    def detach(self) -> None:
-        """Stop receiving the package's log records (called when the widget closes)."""
-        logging.getLogger("cmrqc_widgets").removeHandler(self._handler)
-
-
-class _OutputHandler(logging.Handler):
-    def __init__(self, output: Output) -> None:
-        super().__init__(logging.WARNING)
-        self.output = output
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.output.append_stderr(self.format(record) + "\n")
-
-
 class DecisionBar(VBox):
     """Four mutually exclusive decisions, the comment box and the "saved 12:03:41" line.
 
-    A decision is saved the moment its button is clicked. The comment box sends its text when the
-    reviewer leaves it (``continuous_update=False``), and that is when it is saved; moving to
-    another phase, patient or dataset saves a pending draft too.
+    A decision is saved the moment its button is clicked. The comment box sends its text on every
+    keystroke as the draft, saved :data:`COMMENT_DEBOUNCE_SECONDS` after the last keystroke (in a
+    kernel), when the box is left and when the page is hidden or closed (see :mod:`.hotkeys`);
+    moving to another phase, patient or dataset saves a pending draft too.
 
     Attributes
     ----------
@@ -105,6 +72,9 @@ class DecisionBar(VBox):
     def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         guard = guard or (lambda f: f)
         self._state = state
+        self._guard = guard
+        self._schedule = kernel_scheduler()
+        self._typed = 0
         self.buttons = {
             d: Button(
                 description=f"{DECISION_LABELS[d]} ({DECISION_KEYS[d]})",
@@ -120,12 +90,13 @@ class DecisionBar(VBox):
         )
         self.clear_button.on_click(guard(lambda _: state.decide(None)))
         self.comment = Textarea(
-            placeholder="Comment on this patient and phase (saved when you leave the box)",
-            continuous_update=False,
+            placeholder="Comment on this patient and phase (C; saved as you type, Esc leaves the box)",
+            continuous_update=True,
             layout=Layout(width="100%", height="60px"),
         )
         self.comment.add_class("cmrqc-comment")
-        self.saved_label = HTML("")
+        self.saved_label = HTML("", layout=Layout(height="20px", overflow="hidden"))
+        self.saved_label.add_class("cmrqc-saved")
         dlink((state, "comment"), (self.comment, "value"))
         self.comment.observe(guard(self._on_comment), "value")
         state.observe(guard(self._restyle), "decision")
@@ -137,7 +108,14 @@ class DecisionBar(VBox):
 
     def _on_comment(self, change: Any) -> None:
         self._state.set_comment(change.new)
-        self._state.commit_comment()
+        if self._schedule is not None:  # saved once the typing pauses (in a kernel)
+            self._typed += 1
+            typed, case = self._typed, self._state.case_key
+            self._schedule(lambda: self._commit_if_quiet(typed, case), COMMENT_DEBOUNCE_SECONDS)
+
+    def _commit_if_quiet(self, typed: int, case: str) -> None:
+        if typed == self._typed and case == self._state.case_key:
+            self._guard(self._state.commit_comment)()
 
     def _restyle(self, change: Any = None) -> None:
         for d, button in self.buttons.items():
@@ -165,6 +143,9 @@ def _decide(state: Any, decision: str) -> Callable[[Any], Any]:
 class NavigationPanel(VBox):
     """ED/ES switch, previous/next patient (wrapping), next undecided, order, filter, patient list, progress.
 
+    With ``moves_elsewhere`` the patient label and the row of moves (``moves``: phase switch and
+    buttons) are left for the caller to place (the review screen puts them in its fixed header).
+
     The patient list shows the page of :data:`PAGE_SIZE` queue patients holding the current one;
     the page buttons browse the others (the page follows the reviewer again on the next move).
 
@@ -172,10 +153,17 @@ class NavigationPanel(VBox):
     ----------
     phase_toggle, prev_patient_button, next_patient_button, next_undecided_button, order_dropdown,
     filter_dropdown, patient_list, prev_page_button, next_page_button, page_label, progress_bar,
-    progress_label, patient_label
+    progress_label, patient_label, moves
     """
 
-    def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        state: Any,
+        guard: Callable[..., Any] | None = None,
+        *,
+        moves_elsewhere: bool = False,
+        **kwargs: Any,
+    ) -> None:
         guard = guard or (lambda f: f)
         self._state = state
         self._quiet = False
@@ -238,11 +226,11 @@ class NavigationPanel(VBox):
         self.button_row = HBox(
             [self.prev_patient_button, self.next_patient_button, self.next_undecided_button]
         )
+        self.moves = HBox([self.phase_toggle, self.button_row], layout=Layout(flex="0 0 auto"))
+        here = [] if moves_elsewhere else [self.patient_label, self.moves]
         super().__init__(
             [
-                self.patient_label,
-                HBox([self.phase_toggle]),
-                self.button_row,
+                *here,
                 self.order_dropdown,
                 self.filter_dropdown,
                 self.patient_list,

@@ -21,6 +21,16 @@ the automatic checks flagged (any failed check)."""
 Decided = Mapping[str, Mapping[str, Any]]
 
 
+SHOWN_WORDS = {"finetune": "fine-tune"}
+"""How a stored decision word is written on screen: the file keeps the old app's ``finetune``; the
+reviewer reads "fine-tune" everywhere (buttons, list, header, history), as on the buttons."""
+
+
+def shown(word: str | None) -> str:
+    """The on-screen spelling of a stored decision word ("—" for none)."""
+    return SHOWN_WORDS.get(word, word) if word else "—"
+
+
 def word(decision: Any) -> str | None:
     """The decision word of a stored Decision (None when absent or empty)."""
     return None if decision is None else decision.decision

@@ -3,20 +3,23 @@
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
 is a thin view linked to it. Layout::
 
-    header:   title · error banner · metrics_area (the metrics strip of the current case)
+    header:   title · fixed header (patient id, "n of N", both phases' decisions, flags, phase
+              switch, prev/next/next undecided, "?") · error line · metrics_area (the strip)
     left:     slice viewer (MRI + overlay | labels) · slice controls · display controls ·
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
     right:    navigation (phase, prev/next, next undecided, order, filter, patient list, progress) ·
               stats · DICOM upload (a zipped study becomes a new dataset)
-    footer:   help line of the keys · log
+    footer:   help line of the keys · key bridge (document keys, comment commits, heartbeat) · log
 
 Never the wrong patient: the state prepares every case for the panels (packed volume, 3D points)
 before it tells them to draw, and names it (``case_id``); the slice viewer holds the identity of
 the volume it was sent and refuses one that is not the state's (kernel side and in the browser);
 the title names the patient and phase. Any failure blanks the images and says why at the top.
 
-A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
+3D never slows 2D: with the 3D panel open, a switch sends the 2D batch first and updates the 3D
+panel :data:`THREE_D_DELAY` later, from the kernel's event loop, only if the reviewer is still on
+that case. A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
 volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
 background, so the switch itself takes a few milliseconds. Slice moves are painted in the browser
 and touch nothing here.
@@ -24,11 +27,13 @@ and touch nothing here.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import html
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,8 +45,13 @@ from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
 from .current import could_not_show
 from .dicom_upload import DicomUpload
+from .header import ScreenHeader
+from .history import HistoryPanel
+from .hotkeys import KeyBridge
+from .kernel import kernel_scheduler
+from .log_panel import LogPanel
 from .metrics_strip import MetricsStrip
-from .panels import DecisionBar, LogPanel, NavigationPanel
+from .panels import DecisionBar, NavigationPanel
 from .queue import patient_name
 from .slice_viewer import SliceViewer, pack_case
 from .state import DEFAULT_CACHE_MB, ReviewState
@@ -49,6 +59,13 @@ from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
 
 log = logging.getLogger(__name__)
+
+WINDOW_PRESETS = {"auto": 1.0, "contrast": 0.6, "wide": 2.0}
+"""Window presets: the width of the case's robust window times this, about the same centre."""
+
+THREE_D_DELAY = 0.15
+"""Seconds between a 2D switch and the 3D update: the 2D batch reaches the browser first, and a
+reviewer moving faster than this skips the 3D work of the cases passed over."""
 
 
 class ReviewWidget(VBox):
@@ -102,6 +119,7 @@ class ReviewWidget(VBox):
         **kwargs: Any,
     ) -> None:
         self.log_panel = LogPanel(layout=Layout(width="100%"))
+        self._schedule = kernel_scheduler()  # None outside a kernel: 3D then follows 2D at once
         guard = self.log_panel.guard
         self.state = state or ReviewState(root, user, dataset, cache_mb=cache_mb, layout=layout)
         st = self.state
@@ -109,57 +127,75 @@ class ReviewWidget(VBox):
         self.slice_view = SliceViewer()
         self.slice_view.add_class("cmrqc-slice-viewer")
         self.slice_controls = SliceControls(st, guard=guard)
-        self.display_controls = DisplayControls(st, reset_window=self.reset_window, guard=guard)
+        presets = (list(WINDOW_PRESETS), self.window_preset)
+        self.display_controls = DisplayControls(
+            st, reset_window=self.reset_window, guard=guard, presets=presets
+        )
         self.decision_bar = DecisionBar(st, guard=guard)
         self.volume_view = Volume3DPanel(cap=points_cap, guard=guard)
         self.case_info = CaseInfo(st, guard=guard)
-        self.navigation = NavigationPanel(st, guard=guard)
+        self.history = HistoryPanel(st, guard=guard)
+        self.navigation = NavigationPanel(st, guard=guard, moves_elsewhere=True)
         self.stats = StatsPanel(st, guard=guard)
         self.dicom_upload = DicomUpload(st, guard=guard)
         self.title = HTML("")
-        self.banner = HTML("")
         self.metrics_strip = MetricsStrip(st.triage, guard=guard)
-        self.metrics_area = HBox([self.metrics_strip], layout=Layout(width="100%"))
+        self.metrics_area = HBox(  # a fixed height: the images never jump between cases
+            [self.metrics_strip], layout=Layout(width="100%", height="66px", overflow="hidden")
+        )
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
-        for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
+        shown = ("overlay", "contour", "mosaic", "invert", "alpha", "window", "zoom", "visible")
+        for name in ("slice", "view", *shown, "playing", "fps"):
             link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
         dlink((st, "case_id"), (self.slice_view, "case_id"))
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         self.volume_view.provider = lambda case: st.prepare("points")
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
         st.observe(guard(self._show_case), "case_serial")
-        st.observe(guard(self._show_title), ["dataset", "error", "patient", "phase"])
+        st.observe(guard(self._show_title), ["dataset", "patient", "phase"])
         st.add_batch_hook(self._hold_all)
         # Looked up at call time, so tests can watch where packing happens.
         st.add_task("pack", lambda case: pack_case(case))
         st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
-        self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
-        self.key_area.add_class("cmrqc-key-area")
-        self._key_events = keymap.attach_keys(
-            [self.key_area, self.navigation.button_row, self.decision_bar.button_row], guard(self.handle_key)
+        self.key_area = VBox(
+            [self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto", width="100%")
         )
+        self.key_area.add_class("cmrqc-key-area")
+        self.hotkeys = KeyBridge(
+            on_key=guard(self.handle_key),
+            on_commit=guard(st.commit_typed),
+            help_rows=keymap.HELP_ROWS,
+            keys=keymap.forwarded_keys(),
+        )
+        dlink((st, "saved_at"), (self.hotkeys, "saved_at"))
+        self.header = ScreenHeader(st, self.navigation.moves, self.hotkeys.show_keys, guard=guard)
+        self.banner = self.header.error_line
+        st.observe(guard(self._show_case_key), ["patient", "phase"])
+        self._show_case_key()
 
+        # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
             [self.key_area, self.display_controls, self.decision_bar],
-            layout=Layout(flex="0 0 auto", min_width="560px", padding="0 8px 0 0"),
+            layout=Layout(flex="1 1 560px", min_width="560px", padding="0 8px 0 0"),
         )
         middle = VBox(
-            [self.volume_view, HTML("<b>Case</b>"), self.case_info],
-            layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
+            [self.volume_view, self.history, HTML("<b>Case</b>"), self.case_info],
+            layout=Layout(flex="0 0 280px", width="280px", padding="0 8px 0 0", overflow="hidden"),
         )
         right = VBox(
             [self.navigation, self.stats, self.dicom_upload],
-            layout=Layout(flex="1 1 320px", min_width="320px"),
+            layout=Layout(flex="0 1 380px", min_width="300px", overflow="auto"),
         )
         super().__init__(
             [
                 self.title,
-                self.banner,
+                self.header,
                 self.metrics_area,
                 HBox([left, middle, right], layout=Layout(flex_flow="row wrap")),
                 self.help,
+                self.hotkeys,
                 self.log_panel,
             ],
             **kwargs,
@@ -169,6 +205,8 @@ class ReviewWidget(VBox):
         self._show_case()
         if show_3d:
             st.show_3d = True
+        # A kernel shut down by the idle culler (the tab closed) saves the comment draft first.
+        atexit.register(_close_state, weakref.ref(st))
         if freeze_gc is None:
             freeze_gc = "VOILA_KERNEL_ID" in os.environ
         if freeze_gc:
@@ -269,10 +307,10 @@ class ReviewWidget(VBox):
 
     # ------------------------------------------------------------------------------------------
     def handle_key(self, event: dict[str, Any]) -> bool:
-        """Act on one ipyevents key event; return True when it did something.
+        """Act on one key event from the page; return True when it did something.
 
-        Ignored: keys typed in a text field, keys with Ctrl/Alt/Meta, auto-repeat of saving keys,
-        and keys that are not shortcuts (see :mod:`cmrqc_widgets.widgets.keys`).
+        Ignored: keys typed in a text field, keys with Ctrl/Alt/Meta (but Ctrl+Z, undo), auto-repeat
+        of saving keys, and keys that are not shortcuts (see :mod:`cmrqc_widgets.widgets.keys`).
         """
         action = keymap.action_for(event)
         if action is None:
@@ -281,9 +319,18 @@ class ReviewWidget(VBox):
         getattr(self.state, name)(*args)
         return True
 
+    def _show_case_key(self, change: Any = None) -> None:
+        self.hotkeys.case_key = self.state.case_key
+
     def reset_window(self) -> None:
         """Reset the window/level to the robust default of the current case."""
         self.state.window = list(self.slice_view.default_window)
+
+    def window_preset(self, name: str) -> None:
+        """Apply window preset ``name`` (see :data:`WINDOW_PRESETS`) to the current case."""
+        low, high = self.slice_view.default_window
+        centre, width = (low + high) / 2, (high - low) * WINDOW_PRESETS[name]
+        self.state.window = [max(0.0, centre - width / 2), min(255.0, max(centre + width / 2, centre + 1))]
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until the background work is done: the neighbours prepared, the checks measured.
@@ -302,8 +349,6 @@ class ReviewWidget(VBox):
                 state.close()
         if hasattr(self, "log_panel"):
             self.log_panel.detach()
-        for event in getattr(self, "_key_events", []):
-            event.close()
         super().close()
 
     # ------------------------------------------------------------------------------------------
@@ -316,7 +361,6 @@ class ReviewWidget(VBox):
                 self.slice_view.show_case(case, slice_index=st.slice, packed=packed, identity=st.case_id)
             else:
                 self.slice_view.show_message(st.error or "Nothing to show.")
-            self.volume_view.show_case(case, st.error, points=st.result("points"))
         except Exception as exc:  # never leave the previous case's pixels on screen
             if case is not None:
                 st.fail_case(exc)  # every panel then shows the sentence (this runs again, case None)
@@ -326,6 +370,26 @@ class ReviewWidget(VBox):
             self.slice_view.show_message(message)
             self.volume_view.show_case(None, message)
             st.error = message
+            return
+        if not self.volume_view.expanded or self._schedule is None:
+            self._show_3d(st.case_serial)
+        else:  # after the 2D batch has gone out; skipped if the reviewer has moved on by then
+            serial = st.case_serial
+            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_DELAY)
+
+    def _show_3d(self, serial: int) -> None:
+        """Show the current case in the 3D panel, unless another case has replaced it since ``serial``."""
+        st = self.state
+        if serial != st.case_serial:
+            return
+        case = st.case
+        try:
+            with self.volume_view.hold_sync():
+                self.volume_view.show_case(case, st.error, points=st.result("points"))
+        except Exception as exc:  # the 3D panel failed on this case: blank every panel, say why
+            if case is None:
+                raise
+            st.fail_case(exc)
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state
@@ -335,26 +399,21 @@ class ReviewWidget(VBox):
         if st.patient:
             name = html.escape(patient_name(st.patient))
             here = f" · <span class='cmrqc-title-case'>{name} {st.phase}</span>"
-        self.title.value = f"<h3 style='margin:4px 0'>Segmentation QC · {user} · {dataset}{here}</h3>"
-        error = st.error
-        self.banner.value = (
-            f"<div style='color:#b00020;font-weight:bold;padding:4px 0' class='cmrqc-error'>"
-            f"{html.escape(error)}</div>"
-            if error
-            else ""
-        )
+        self.title.value = f"<h3 class='cmrqc-title'>Segmentation QC · {user} · {dataset}{here}</h3>"
 
     def _sync_widgets(self) -> list[Any]:
         return [
             self.slice_view,
+            self.hotkeys,
             self.title,
-            self.banner,
+            *self.header.sync_widgets(),
             *self.metrics_strip.sync_widgets(),
             *self.slice_controls.sync_widgets(),
             *self.display_controls.sync_widgets(),
             *self.decision_bar.sync_widgets(),
             *self.navigation.sync_widgets(),
             *self.case_info.sync_widgets(),
+            *self.history.sync_widgets(),
             *self.stats.sync_widgets(),
             *self.volume_view.sync_widgets(),
         ]
@@ -366,6 +425,13 @@ class ReviewWidget(VBox):
             for widget in self._sync_widgets():
                 stack.enter_context(widget.hold_sync())
             yield
+
+
+def _close_state(ref: weakref.ref[ReviewState]) -> None:
+    state = ref()
+    if state is not None:
+        with contextlib.suppress(Exception):
+            state.close()
 
 
 def _freeze_heap() -> None:

@@ -176,4 +176,4 @@ class QueueState(HasTraits):
         key = self.patients[index]
         name = self._names[index] if index < len(self._names) else patient_name(key)
         d = self.decisions_of(key)
-        return f"{name}  ·  ED {d['ED'] or '—'}  ·  ES {d['ES'] or '—'}"
+        return f"{name}  ·  ED {queue_rules.shown(d['ED'])}  ·  ES {queue_rules.shown(d['ES'])}"

@@ -34,6 +34,9 @@ class ViewSettings(HasTraits):
     playing = Bool(False, help="Playing through the slices (in the browser).")
     fps = Int(5, help="Play speed, 1-20 frames per second.")
     overlay = Bool(True, help="Colour overlay on the MRI.")
+    contour = Bool(False, help="Overlay drawn as outlines instead of filled.")
+    invert = Bool(False, help="Grey levels inverted.")
+    mosaic = Bool(False, help="All short-axis slices at once (lightbox).")
     alpha = Float(0.4, help="Overlay opacity, 0-1.")
     zoom = Float(1.0, help="Zoom factor, 0.5-3.")
     window = List(Float(), default_value=[0.0, 255.0], help="[low, high] in 0..255 display units.")
@@ -79,26 +82,73 @@ class ViewSettings(HasTraits):
             raise TraitError(f"Unknown structures {unknown}; use names from {list(STRUCTURES)}.")
         return [name for name in STRUCTURES if name in proposal.value]
 
+    def toggle_mosaic(self) -> None:
+        """All short-axis slices at once, or back to one slice."""
+        self.mosaic = not self.mosaic
+
+    def toggle_invert(self) -> None:
+        """Invert the grey levels, or back."""
+        self.invert = not self.invert
+
+    def toggle_contour(self) -> None:
+        """Overlay as outlines, or filled again."""
+        self.contour = not self.contour
+
     def step_slice(self, delta: int) -> None:
         """Move ``delta`` slices (clamped at both ends, no wrap)."""
         self.slice = self.slice + int(delta)
 
 
-def recall(folder: Path) -> dict[str, str]:
-    """The remembered ``{"dataset": ..., "patient": ...}`` of the reviewer's ``folder`` (or {})."""
+PERSISTED: tuple[str, ...] = (
+    "advance",
+    "overlay",
+    "contour",
+    "invert",
+    "alpha",
+    "zoom",
+    "fps",
+    "visible",
+    "show_3d",
+)
+"""Settings of a reviewer remembered across reloads (the window follows each case instead)."""
+
+
+def _read(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((Path(folder) / SESSION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(folder: Path, **changes: Any) -> None:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    data = {**_read(folder), **changes}
+    with contextlib.suppress(OSError):
+        (folder / SESSION_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def recall(folder: Path) -> dict[str, str]:
+    """The remembered ``{"dataset": ..., "patient": ...}`` of the reviewer's ``folder`` (or {})."""
+    data = _read(folder)
+    return {k: str(data[k]) for k in ("dataset", "patient") if k in data}
 
 
 def remember(folder: Path, dataset: str, patient: str) -> None:
     """Remember ``dataset`` and ``patient`` in ``folder`` (only if it exists; failures ignored)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        (folder / SESSION_FILE).write_text(
-            json.dumps({"dataset": dataset, "patient": patient}), encoding="utf-8"
-        )
+    _write(folder, dataset=dataset, patient=patient)
+
+
+def recall_settings(folder: Path) -> dict[str, Any]:
+    """The remembered display settings (names in :data:`PERSISTED`) of the reviewer's ``folder``."""
+    settings = _read(folder).get("settings")
+    if not isinstance(settings, dict):
+        return {}
+    return {k: v for k, v in settings.items() if k in PERSISTED}
+
+
+def remember_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Remember the display ``settings`` in ``folder`` (only if it exists; failures ignored)."""
+    _write(folder, settings={k: v for k, v in settings.items() if k in PERSISTED})

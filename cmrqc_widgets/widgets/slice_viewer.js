@@ -11,7 +11,7 @@
 // never painted: the canvases are cleared and, unless its replacement is still being decoded, the
 // viewer says which case it could not show.
 
-const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1
+const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1 before the first layout
 const UNKNOWN = 255; // structure code of a label value the label map does not name
 const UNKNOWN_RGB = [160, 160, 160];
 
@@ -99,6 +99,10 @@ function render({ model, el }) {
     for (let v = 0; v < 256; v++) lut[v] = Math.max(0, Math.min(255, Math.round(((v - low) / span) * 255)));
   }
 
+  function invertLut() {
+    if (model.get("invert")) for (let v = 0; v < 256; v++) lut[v] = 255 - lut[v];
+  }
+
   function buildColours() {
     const structures = model.get("structures");
     const colours = model.get("colours");
@@ -133,16 +137,32 @@ function render({ model, el }) {
     panels.hidden = status.hidden = Boolean(text) || !volume;
   }
 
-  // CSS size only: zoom and pixel aspect never need a repaint (image-rendering: pixelated).
+  // CSS size only: zoom, pan and pixel aspect never need a repaint (image-rendering: pixelated).
+  // Each panel is a fixed frame that grows with the window (frameSize); zoom magnifies inside it,
+  // centred on the heart (the labels' bounding box) and moved by dragging (see "pan and window").
   function layout() {
     if (!volume) return;
-    const g = geometry(volume.shape, model.get("spacing"), model.get("view"));
-    const sa = geometry(volume.shape, model.get("spacing"), "sa");
-    const pxPerMm = (BASE_PX / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
-    for (const canvas of canvases) {
-      canvas.style.width = `${g.width * g.mmW * pxPerMm}px`;
-      canvas.style.height = `${g.height * g.mmH * pxPerMm}px`;
+    let g = geometry(volume.shape, model.get("spacing"), model.get("view"));
+    let sa = geometry(volume.shape, model.get("spacing"), "sa");
+    if (model.get("mosaic")) {
+      const { cols, rows } = mosaicGrid(sa.n);
+      sa = g = { ...sa, width: sa.width * cols, height: sa.height * rows };
     }
+    const frame = frameSize();
+    const pxPerMm = (frame / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
+    const width = g.width * g.mmW * pxPerMm;
+    const height = g.height * g.mmH * pxPerMm;
+    const [cx, cy] = model.get("mosaic") ? [g.width / 2, g.height / 2] : heartCentre(g);
+    const left = place(width, frame, (cx / g.width) * width, pan.x);
+    const top = place(height, frame, (cy / g.height) * height, pan.y);
+    for (const canvas of canvases) {
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${height}px`;
+      canvas.style.left = `${left}px`;
+      canvas.style.top = `${top}px`;
+      canvas.parentElement.style.width = canvas.parentElement.style.height = `${frame}px`;
+    }
+    el.dataset.frame = String(Math.round(frame));
   }
 
   function draw() {
@@ -153,6 +173,7 @@ function render({ model, el }) {
       el.dataset.volumeId = "";
       return;
     }
+    if (model.get("mosaic")) return drawMosaic();
     const t0 = performance.now();
     const view = model.get("view");
     const g = geometry(volume.shape, model.get("spacing"), view);
@@ -173,22 +194,7 @@ function render({ model, el }) {
     }
     const mri = mriCtx.createImageData(g.width, g.height);
     const lab = labelCtx.createImageData(g.width, g.height);
-    const alpha = model.get("overlay") ? model.get("alpha") : 0;
-    for (let p = 0, q = 0; p < size; p++, q += 4) {
-      const v = lut[grey[p]];
-      const code = codes[p];
-      const on = codeOn[code];
-      const c = code * 3;
-      const a = on ? alpha : 0;
-      mri.data[q] = v + (codeRgb[c] - v) * a;
-      mri.data[q + 1] = v + (codeRgb[c + 1] - v) * a;
-      mri.data[q + 2] = v + (codeRgb[c + 2] - v) * a;
-      mri.data[q + 3] = 255;
-      lab.data[q] = on ? codeRgb[c] : 0;
-      lab.data[q + 1] = on ? codeRgb[c + 1] : 0;
-      lab.data[q + 2] = on ? codeRgb[c + 2] : 0;
-      lab.data[q + 3] = 255;
-    }
+    paintTile(mri, lab, 0, 0, grey, codes, g.width, g.height);
     mriCtx.putImageData(mri, 0, 0);
     labelCtx.putImageData(lab, 0, 0);
     status.textContent = `slice ${k + 1} / ${g.n}`;
@@ -198,6 +204,168 @@ function render({ model, el }) {
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
+
+  // --- painting: one slice into a tile of an image, filled or outlined overlay (issue 12) ------
+  // Paint slice pixels `grey` and structure codes `codes` (w x h) at (x0, y0) of the MRI image
+  // `mri` and the labels image `lab`. Outline mode colours only a structure's edge pixels (a
+  // 4-neighbour with another code), opaque, so the MRI under the structure stays visible.
+  function paintTile(mri, lab, x0, y0, grey, codes, w, h) {
+    const alpha = model.get("overlay") ? model.get("alpha") : 0;
+    const outline = model.get("contour");
+    const stride = mri.width;
+    for (let y = 0, p = 0; y < h; y++) {
+      for (let x = 0; x < w; x++, p++) {
+        const q = ((y0 + y) * stride + x0 + x) * 4;
+        const v = lut[grey[p]];
+        const code = codes[p];
+        const on = codeOn[code];
+        const c = code * 3;
+        let a = on ? alpha : 0;
+        if (outline && on) {
+          const edge =
+            x === 0 || y === 0 || x === w - 1 || y === h - 1 ||
+            codes[p - 1] !== code || codes[p + 1] !== code || codes[p - w] !== code || codes[p + w] !== code;
+          a = edge && alpha > 0 ? 1 : 0;
+        }
+        mri.data[q] = v + (codeRgb[c] - v) * a;
+        mri.data[q + 1] = v + (codeRgb[c + 1] - v) * a;
+        mri.data[q + 2] = v + (codeRgb[c + 2] - v) * a;
+        mri.data[q + 3] = 255;
+        lab.data[q] = on ? codeRgb[c] : 0;
+        lab.data[q + 1] = on ? codeRgb[c + 1] : 0;
+        lab.data[q + 2] = on ? codeRgb[c + 2] : 0;
+        lab.data[q + 3] = 255;
+      }
+    }
+  }
+
+  // Mosaic (lightbox): every short-axis slice of the phase in a grid, from the volume in memory.
+  function mosaicGrid(n) {
+    const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
+    return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
+  }
+
+  function drawMosaic() {
+    const t0 = performance.now();
+    const g = geometry(volume.shape, model.get("spacing"), "sa");
+    const { cols, rows } = mosaicGrid(g.n);
+    const width = cols * g.width;
+    const height = rows * g.height;
+    for (const canvas of canvases) {
+      if (canvas.width !== width || canvas.height !== height) {
+        canvas.width = width;
+        canvas.height = height;
+      }
+    }
+    const [mriCtx, labelCtx] = contexts;
+    const mri = mriCtx.createImageData(width, height);
+    const lab = labelCtx.createImageData(width, height);
+    const size = g.width * g.height;
+    const grey = new Uint8Array(size);
+    const codes = new Uint8Array(size);
+    for (let k = 0; k < g.n; k++) {
+      copySlice(volume.image, volume.shape, "sa", k, grey);
+      copySlice(volume.labels, volume.shape, "sa", k, codes);
+      paintTile(mri, lab, (k % cols) * g.width, Math.floor(k / cols) * g.height, grey, codes, g.width, g.height);
+    }
+    for (let q = 3; q < mri.data.length; q += 4) mri.data[q] = lab.data[q] = 255; // empty tiles black
+    mriCtx.putImageData(mri, 0, 0);
+    labelCtx.putImageData(lab, 0, 0);
+    status.textContent = `all ${g.n} slices (mosaic)`;
+    el.dataset.mosaic = `${g.n} ${cols} ${rows}`;
+    el.dataset.draws = String(++draws);
+    el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
+  // --- frame size, heart centre, pan and window drag (issue 12) ------------------------------
+  // The two frames share the viewer's width and leave room under them for the controls.
+  const MIN_FRAME = 240;
+  const RESERVED_HEIGHT = 500; // header, strip, slice and display controls, decisions, comment
+  function frameSize() {
+    const width = (el.clientWidth || 2 * BASE_PX + 8) - 8;
+    const byWidth = width / 2;
+    const byHeight = window.innerHeight - RESERVED_HEIGHT;
+    return Math.max(MIN_FRAME, Math.floor(Math.min(byWidth, byHeight)));
+  }
+
+  let bbox = null; // [s0, s1, r0, r1, c0, c1] of the labelled voxels, or null when none
+  function labelBox(labels, shape) {
+    const [s, r, c] = shape;
+    let box = null;
+    for (let z = 0, q = 0; z < s; z++)
+      for (let y = 0; y < r; y++)
+        for (let x = 0; x < c; x++, q++) {
+          if (!labels[q]) continue;
+          if (!box) box = [z, z, y, y, x, x];
+          else {
+            if (z > box[1]) box[1] = z;
+            if (y < box[2]) box[2] = y;
+            if (y > box[3]) box[3] = y;
+            if (x < box[4]) box[4] = x;
+            if (x > box[5]) box[5] = x;
+          }
+        }
+    return box;
+  }
+
+  // Heart centre in the pixels of the current view's slice; the slice centre without labels.
+  function heartCentre(g) {
+    if (!bbox) return [g.width / 2, g.height / 2];
+    const mid = (a, b) => (a + b + 1) / 2;
+    const view = model.get("view");
+    if (view === "hla") return [mid(bbox[4], bbox[5]), mid(bbox[0], bbox[1])];
+    if (view === "vla") return [mid(bbox[2], bbox[3]), mid(bbox[0], bbox[1])];
+    return [mid(bbox[4], bbox[5]), mid(bbox[2], bbox[3])];
+  }
+
+  // Offset of an image `size` px long in a frame `frame` px long: centred when it fits, else the
+  // point `at` in the middle of the frame (moved by `shift`), never leaving a gap at an edge.
+  function place(size, frame, at, shift) {
+    if (size <= frame) return (frame - size) / 2;
+    return Math.min(0, Math.max(frame - size, frame / 2 - at + shift));
+  }
+
+  const pan = { x: 0, y: 0 };
+  let drag = null;
+  function onPointerDown(event) {
+    if (!volume || (event.button !== 0 && event.button !== 2)) return;
+    event.preventDefault();
+    const windowDrag = event.button === 2 || event.shiftKey;
+    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag };
+    panels.setPointerCapture(event.pointerId);
+  }
+  function onPointerMove(event) {
+    if (!drag) return;
+    const dx = event.clientX - drag.x;
+    const dy = event.clientY - drag.y;
+    if (drag.windowDrag) {
+      // Right button (or Shift): left/right widens/narrows the window, up/down brightens/darkens.
+      const [low, high] = drag.window;
+      const width = Math.max(2, high - low + dx * 0.5);
+      const level = Math.max(0, Math.min(255, (low + high) / 2 - dy * 0.5));
+      const next = [Math.max(0, level - width / 2), Math.min(255, level + width / 2)];
+      if (next[1] - next[0] >= 1) {
+        model.set("window", [Math.round(next[0]), Math.round(next[1])]);
+        model.save_changes();
+      }
+    } else {
+      pan.x = drag.pan.x + dx;
+      pan.y = drag.pan.y + dy;
+      layout();
+    }
+  }
+  function onPointerUp() {
+    drag = null;
+  }
+  const noMenu = (event) => event.preventDefault();
+  panels.addEventListener("pointerdown", onPointerDown);
+  panels.addEventListener("pointermove", onPointerMove);
+  panels.addEventListener("pointerup", onPointerUp);
+  panels.addEventListener("pointercancel", onPointerUp);
+  panels.addEventListener("contextmenu", noMenu);
+  const resize = new ResizeObserver(() => layout());
+  resize.observe(el);
+  window.addEventListener("resize", layout);
 
   async function load() {
     const mine = ++generation;
@@ -218,6 +386,8 @@ function render({ model, el }) {
       } else {
         volume = { image, labels: labels.length ? labels : new Uint8Array(n), shape, id };
         error = "";
+        bbox = labelBox(volume.labels, shape);
+        pan.x = pan.y = 0;
       }
     } catch (err) {
       if (mine !== generation) return;
@@ -263,9 +433,10 @@ function render({ model, el }) {
     ["change:image change:labels change:shape change:volume_id", queueLoad],
     // After the whole message: its new volume, if any, has queued its load by then.
     ["change:case_id", () => queueMicrotask(draw)],
-    ["change:window", () => (buildLut(), draw())],
+    ["change:window change:invert", () => (buildLut(), invertLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
-    ["change:slice_index change:overlay change:alpha change:message", draw],
+    ["change:slice_index change:overlay change:alpha change:message change:contour", draw],
+    ["change:mosaic", () => (layout(), draw())],
     ["change:view change:spacing", () => (layout(), placeLetters(), draw())],
     ["change:orientation", placeLetters],
     ["change:zoom", layout],
@@ -273,6 +444,7 @@ function render({ model, el }) {
   for (const [events, handler] of handlers) for (const name of events.split(" ")) model.on(name, handler);
 
   buildLut();
+  invertLut();
   buildColours();
   placeLetters();
   showMessage();
@@ -281,6 +453,13 @@ function render({ model, el }) {
   return () => {
     generation++;
     panels.removeEventListener("wheel", onWheel);
+    panels.removeEventListener("pointerdown", onPointerDown);
+    panels.removeEventListener("pointermove", onPointerMove);
+    panels.removeEventListener("pointerup", onPointerUp);
+    panels.removeEventListener("pointercancel", onPointerUp);
+    panels.removeEventListener("contextmenu", noMenu);
+    resize.disconnect();
+    window.removeEventListener("resize", layout);
     for (const [events, handler] of handlers) for (const name of events.split(" ")) model.off(name, handler);
   };
 }

@@ -275,6 +275,12 @@ class SliceViewer(anywidget.AnyWidget):
     colours = traitlets.Dict(default_value={name: _hex(rgb) for name, rgb in STRUCTURE_COLOURS.items()}).tag(
         sync=True
     )
+    invert = traitlets.Bool(False).tag(sync=True)
+    """Grey levels inverted (dark blood, bright background), after the window."""
+    contour = traitlets.Bool(False).tag(sync=True)
+    """Overlay as outlines (each structure's edge, opaque) instead of filled."""
+    mosaic = traitlets.Bool(False).tag(sync=True)
+    """Every short-axis slice of the phase at once, in a grid (painted from the volume already sent)."""
     playing = traitlets.Bool(False).tag(sync=True)
     fps = traitlets.Int(5).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)

@@ -37,8 +37,9 @@ from .navigation import NavigationState
 from .prefetch import Prefetcher
 from .queue import word
 from .review_queue import QueueState
-from .settings import ViewSettings, recall, remember
+from .settings import PERSISTED, ViewSettings, recall, recall_settings, remember, remember_settings
 from .triage import Triage
+from .workflow import WorkflowState
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ DEFAULT_CACHE_MB = 160.0
 """Most memory for decoded cases: the current, previous and next patients (both phases) of a
 256x256x80 stack take ~160 MB (26 MB per case)."""
 
-class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewSettings):
+
+class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewSettings, WorkflowState):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -67,7 +69,8 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
     layout : str or Layout, optional
         File layout of the cases; detected per patient when omitted.
     remember : bool
-        Remember the last dataset and patient in the reviewer's folder.
+        Remember the last dataset and patient, and the display settings (``settings.PERSISTED``),
+        in the reviewer's folder.
     """
 
     # -- what is open ------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
         self.dataset_obj: Any = None
         self._decisions: dict[str, dict[str, Any]] = {}
         self._init_queue()
+        self._init_workflow()
         self.prefetcher = Prefetcher(cache)
         self.triage = Triage(layout=layout, busy=self.prefetcher.busy, cache=cache)
         self.triage.batch = self.batch
@@ -141,11 +145,17 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             self.dataset = name  # the observer opens it
         else:
             self._open("")
+        if remember:
+            for trait, value in recall_settings(self.store.folder).items():
+                with contextlib.suppress(TraitError, TypeError, ValueError):  # a hand-edited file
+                    setattr(self, trait, value)
         for trait, value in kwargs.items():  # view settings, e.g. show_3d=True, fps=10
             if not self.has_trait(trait):
                 raise TypeError(f"ReviewState has no setting {trait!r}.")
             setattr(self, trait, value)
         self._ready = True
+        if remember:
+            self.observe(self._remember_settings, list(PERSISTED))
 
     # ------------------------------------------------------------------------------------------
     # validation
@@ -182,6 +192,9 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
     def _on_view(self, change: Any) -> None:
         self.n_slices = self._view_length()
         self.slice = self.n_slices // 2
+
+    def _remember_settings(self, change: Any) -> None:
+        remember_settings(self.store.folder, {name: getattr(self, name) for name in PERSISTED})
 
     # ------------------------------------------------------------------------------------------
     # batching of view updates

@@ -201,7 +201,8 @@ def new_page(browser, artifacts) -> Iterator[Callable[..., object]]:
     contexts = []
 
     def make(**context_options: object) -> object:
-        context = browser.new_context(viewport={"width": 1600, "height": 1200}, **context_options)
+        options = {"viewport": {"width": 1600, "height": 1200}, **context_options}  # a test may pick its size
+        context = browser.new_context(**options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(60_000)

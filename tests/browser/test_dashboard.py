@@ -118,8 +118,12 @@ def test_decision_and_comment_survive_navigation(voila_server, new_page, shot):
     comment.fill("LV leaks into the atrium")
     shot(page, "rejected-with-comment", full_page=True)
 
-    # Keys work while the mouse is over the buttons; leaving the comment box saves it.
+    # Keys never act inside the comment box, wherever the mouse is: Esc leaves the box (saving it),
+    # then the arrow moves on. (Hovering used to steal the box's focus: that was the bug.)
     decision_button(page, "accept").hover()
+    page.keyboard.press("ArrowDown")
+    assert "patient 1 of" in patient_label(page) and comment.input_value() == "LV leaks into the atrium"
+    page.keyboard.press("Escape")
     page.keyboard.press("ArrowDown")
     wait_for(lambda: "patient 2 of" in patient_label(page), what="next patient")
     assert stored(dataset, "demo001", "ED") == "reject:LV leaks into the atrium"
