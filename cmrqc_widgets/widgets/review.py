@@ -154,10 +154,6 @@ class ReviewWidget(VBox):
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
         st.observe(guard(self._show_case), "case_serial")
         st.observe(guard(self._show_title), ["dataset", "patient", "phase"])
-        st.add_batch_hook(self._hold_all)
-        # Looked up at call time, so tests can watch where packing happens.
-        st.add_task("pack", lambda case: pack_case(case))
-        st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
         self.key_area = VBox(
             [self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto", width="100%")
@@ -174,6 +170,11 @@ class ReviewWidget(VBox):
         self.banner = self.header.error_line
         st.observe(guard(self._show_case_key), ["patient", "phase"])
         self._show_case_key()
+        # Every panel exists by now: the batch hook holds them all, the tasks prepare the case.
+        st.add_batch_hook(self._hold_all)
+        # Looked up at call time, so tests can watch where packing happens.
+        st.add_task("pack", lambda case: pack_case(case))
+        st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
         # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
