@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -115,6 +116,11 @@ def build_parser(registrations: Iterable[str] | None = None) -> argparse.Argumen
         user_commands, "add", "add a reviewer or set a new password (prompted, or one line of stdin)"
     )
     add.add_argument("name", metavar="NAME", help="reviewer name")
+    add.add_argument(
+        "--system",
+        action="store_true",
+        help="production: give users/NAME/ to the system user NAME (0700, files 0600); run as root",
+    )
     _add_root(add)
     add.set_defaults(func=cmd_user_add)
     migrate = _subparser(user_commands, "migrate", "hash the plaintext passwords of a legacy users.json")
@@ -272,6 +278,18 @@ def find_cases(folders: Iterable[str | Path], layout: str | None = None) -> tupl
     return cases, skipped
 
 
+def _is_system_reviewer(user: str) -> bool:
+    """True when root runs this for a reviewer who has an ordinary system account (production (a))."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid != 0
+    except KeyError:
+        return False
+
+
 def cmd_dataset_create(args: argparse.Namespace) -> int:
     """``cmrqc dataset create``: scan folders for cases and write a new dataset file."""
     store = _store(args)
@@ -288,6 +306,12 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
         raise DatasetError(f"No {what} found in {', '.join(args.folders)}; dataset {name} not created.")
     dataset = store.create(name, [str(case) for case in cases])
     print(f"Dataset {dataset.path}: {len(cases)} case{'s' * (len(cases) != 1)}.")
+    if _is_system_reviewer(store.user):
+        # Production (system users): root created the file; the reviewer's server must write it.
+        from ..serve.auth import give_to_system_user
+
+        give_to_system_user(store.root, store.user)
+        print(f"{dataset.path} belongs to the system user {store.user}.")
     if skipped:
         print(f"Skipped {len(skipped)} folder{'s' * (len(skipped) != 1)} with no case:")
         for folder in skipped:
@@ -329,6 +353,11 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     name = check_username(args.name)  # before asking for a password
     add_user(args.root, name, _read_password(name))
     print(f"Reviewer {name} saved in {resolve_root(args.root) / 'users.json'}.")
+    if getattr(args, "system", False):
+        from ..serve.auth import give_to_system_user
+
+        folder = give_to_system_user(args.root, name)
+        print(f"{folder} now belongs to the system user {name} (0700, files 0600).")
     return 0
 
 
