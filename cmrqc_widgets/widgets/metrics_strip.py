@@ -39,7 +39,13 @@ def strip_html(summary: CaseSummary | None, measuring: bool) -> str:
         _ventricle("RV", summary.rv),
         f"<b>Myo mass</b> {mass}" + (f" <small>({summary.mass_phase})</small>" if summary.mass_phase else ""),
     ]
-    if summary.failed:
+    if summary.failed and not summary.flagged:
+        notes = "; ".join(html.escape(m) for m in summary.failed)
+        verdict = (
+            f"<div style='color:{PASSED_COLOUR}'>✓ no failed check above the flag threshold "
+            f"<small style='color:#757575'>(minor: {notes})</small></div>"
+        )
+    elif summary.failed:
         n = len(summary.failed)
         checks = "".join(
             f"<li class='cmrqc-failed-check' style='color:{FAILED_COLOUR}'>{html.escape(m)}</li>"

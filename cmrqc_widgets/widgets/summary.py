@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..names import PHASES
-from ..qc.metrics import CaseReport
+from ..qc.metrics import PAIR_PREFIX, CaseReport
+from ..qc.score import is_flagged
 
 METRICS_SUFFIX = ".metrics.csv"
 """``<dataset stem>.metrics.csv`` next to a dataset file holds its metrics, if ``cmrqc metrics``
@@ -29,7 +30,8 @@ class CaseSummary:
     Attributes
     ----------
     suspicion : float
-        Sum of the weights of the failed checks (0 = nothing suspicious).
+        The case score (0 = nothing suspicious; flagged from
+        :data:`~cmrqc_widgets.qc.score.FLAG_SCORE`).
     failed : tuple of str
         Failed checks in plain words; a phase's own checks start with the phase (``"ES: ..."``).
     lv, rv : (EDV ml, ESV ml, EF %)
@@ -48,8 +50,8 @@ class CaseSummary:
 
     @property
     def flagged(self) -> bool:
-        """At least one failed check."""
-        return bool(self.failed) or self.suspicion > 0
+        """The score reaches the flag threshold (minor checks below it are shown, not flagged)."""
+        return is_flagged(self.suspicion)
 
     @classmethod
     def from_report(cls, report: CaseReport) -> CaseSummary:
@@ -57,7 +59,7 @@ class CaseSummary:
         ed, es = report.phases.get("ED"), report.phases.get("ES")
 
         def volume(pm: Any, structure: str) -> float | None:
-            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts[structure] else None
+            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts.get(structure) else None
 
         def ventricle(v: Any, structure: str) -> Volumes:
             if v is not None:
@@ -102,8 +104,14 @@ class CaseSummary:
         messages = {
             p: [m for m in str(r.get("failed_checks") or "").split("; ") if m] for p, r in rows.items()
         }
-        shared = [m for m in messages.get("ED", []) if m in messages.get("ES", [])]
-        failed = [_with_phase(p, m) for p in PHASES for m in messages.get(p, []) if m not in shared]
+        # Checks across phases appear in both rows, marked by PAIR_PREFIX.
+        shared = [
+            m.removeprefix(PAIR_PREFIX)
+            for m in messages.get("ED", messages.get("ES", []))
+            if m.startswith(PAIR_PREFIX)
+        ]
+        own = {p: [m for m in ms if not m.startswith(PAIR_PREFIX)] for p, ms in messages.items()}
+        failed = [_with_phase(p, m) for p in PHASES for m in own.get(p, [])]
         score = first("case_suspicion")
         if score is None:
             score = max((_number(r.get("suspicion")) or 0.0 for r in both), default=0.0)
