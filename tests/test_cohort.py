@@ -200,7 +200,7 @@ def test_demo_broken_cases_come_first(demo):
     assert set(order[: len(DEMO_BROKEN)]) == set(DEMO_BROKEN)
     scores = {r["patient"].rsplit("/", 1)[-1]: r["case_suspicion"] for r in run.rows}
     assert all(is_flagged(scores[p]) for p in order[: len(DEMO_BROKEN)])
-    assert not any(is_flagged(scores[p]) for p in order[len(DEMO_BROKEN):])
+    assert not any(is_flagged(scores[p]) for p in order[len(DEMO_BROKEN) :])
 
 
 def test_suspicion_order_accepts_reports_and_dataframes(demo):

@@ -80,9 +80,15 @@ class Thresholds:
     min_contrast : float
         Lowest LV-blood over myocardium intensity ratio (SSFP).
     min_edge_strength : float
-        Lowest gradient on a label border over the gradient 4-6 pixels away.
+        Lowest gradient on the LV border (endocardium: blood against muscle) over the gradient
+        4-6 pixels away.
+    min_outer_edge_strength : float
+        The same for the outer border of the heart labels where it is the epicardium, a weaker
+        edge (muscle against fat, lung or liver).
     max_dark : float
         Largest share of labelled pixels as dark as lung or air.
+    max_fit_gain : float
+        How much better the LV label may fit the image when moved in-plane (1 = best in place).
     weights : Mapping[str, float]
         Weights of failed rules in the suspicion score; missing keys use :data:`DEFAULT_WEIGHTS`.
     """
@@ -93,14 +99,16 @@ class Thresholds:
     min_island_ml: float = 0.2
     island_ml: float = 1.5
     min_myo_surround: float = 0.75
-    max_shift_mm: float = 6.0
+    max_shift_mm: float = 8.0
     ef_range: tuple[float, float] = (3.0, 90.0)
     ef_typical: tuple[float, float] = (20.0, 80.0)
     sv_tolerance: float = 0.15
     edv_range_ml: tuple[float, float] = (10.0, 500.0)
     min_contrast: float = 1.6
     min_edge_strength: float = 1.6
+    min_outer_edge_strength: float = 1.15
     max_dark: float = 0.4
+    max_fit_gain: float = 1.15
     weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,7 +211,9 @@ def phase_metrics(
             lab.n_slices,
             min_contrast=t.min_contrast,
             min_edge_strength=t.min_edge_strength,
+            min_outer_edge_strength=t.min_outer_edge_strength,
             max_dark=t.max_dark,
+            max_fit_gain=t.max_fit_gain,
         )
     checks += [t.check(f) for f in found]
     mass = volumes.get("MYO", 0.0) * MYOCARDIAL_DENSITY

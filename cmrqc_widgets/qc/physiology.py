@@ -92,6 +92,6 @@ def function_findings(
                         f"LV and RV stroke volumes differ by {mismatch:.0%} "
                         f"({sv['LV']:.0f} vs {sv['RV']:.0f} ml, "
                         f"at most {sv_tolerance:.0%} expected without shunt or regurgitation)",
-                        (mismatch - sv_tolerance) / sv_tolerance,
+                        (mismatch - sv_tolerance) / 0.3,
                     )
                 )

@@ -234,21 +234,30 @@ def islands(lab: Labels, min_island_ml: float, island_ml: float, max_components:
 
 
 def surround(lab: Labels, min_myo_surround: float) -> tuple[list[Finding], float | None, float | None]:
-    """LV blood pool enclosed by myocardium on the mid slices; swapped LV/RV told apart from a leak."""
+    """LV blood pool enclosed by myocardium on the mid slices; swapped LV/RV told apart from a leak.
+
+    Every slice but the two outermost at each end of the LV needs some myocardium; on the middle
+    third, ``min_myo_surround`` of the LV border must be myocardium.
+    """
     found: list[Finding] = []
     if not lab.has("LV") or "MYO" not in lab.masks:
         return found, None, None
     present, masks = lab.present, lab.masks
-    lonely = np.flatnonzero(present["LV"] & ~present["MYO"])
+    lv_idx = np.flatnonzero(present["LV"])
+    # Expert labels often show the LV outflow tract (base) and the apical cap without a myocardial
+    # ring: the two outermost LV slices at each end are not held to it.
+    inner = np.zeros(lab.n_slices, bool)
+    inner[lv_idx[0] + 2 : lv_idx[-1] - 1] = True
+    lonely = np.flatnonzero(present["LV"] & ~present["MYO"] & inner)
     if lonely.size:
         where = slices_text(lonely, lab.n_slices)
         found.append(
             Finding("lv_without_myo", f"LV blood pool without any myocardium on {where}", 1.0, int(lonely[0]))
         )
-    lv_idx = np.flatnonzero(present["LV"])
-    quarter = (lv_idx[-1] - lv_idx[0] + 1) // 4
+    # Mid slices: the middle third of the LV, clear of the outflow tract and the apex.
+    third = (lv_idx[-1] - lv_idx[0] + 1) // 3
     band = np.zeros(lab.n_slices, bool)
-    band[lv_idx[0] + quarter : lv_idx[-1] - quarter + 1] = True
+    band[lv_idx[0] + third : lv_idx[-1] - third + 1] = True
     band &= present["LV"]
     lv_frac = _border_fraction(masks["LV"] & band[:, None, None], masks["MYO"])[band]
     lv_surround = float(np.nanmin(lv_frac)) if lv_frac.size else None
@@ -282,7 +291,37 @@ def surround(lab: Labels, min_myo_surround: float) -> tuple[list[Finding], float
                     worst,
                 )
             )
+    elif band.any():
+        found += _open_border(lab, band)
     return found, lv_surround, rv_surround
+
+
+def _open_border(lab: Labels, band: np.ndarray) -> list[Finding]:
+    """A smaller leak: the LV blood pool touching the background (not myocardium, not RV) on a mid slice.
+
+    Measured in mm of border, so it does not depend on the heart's size: up to 5 mm is a rasterised
+    contour's corner, each 10 mm more is one tolerance.
+    """
+    lv = lab.masks["LV"] & band[:, None, None]
+    pieces, n = ndimage.label(lv, _FULL_3D)
+    if n > 1:  # detached pieces are the islands rule's; the leak is on the main blood pool
+        lv = pieces == 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
+    ring = ndimage.binary_dilation(lv, _CROSS_2D) & ~lv
+    open_px = (ring & (lab.labels == 0)).sum(axis=(1, 2))
+    k = int(np.argmax(open_px))
+    open_mm = float(open_px[k]) * float(np.mean(lab.spacing[1:]))
+    severity = (open_mm - 5.0) / 10.0
+    if severity <= 0:
+        return []
+    return [
+        Finding(
+            "myo_surround",
+            f"LV blood pool touches the background along {open_mm:.0f} mm of its border on "
+            f"{slices_text([k], lab.n_slices)} (a leak through the wall?)",
+            severity,
+            k,
+        )
+    ]
 
 
 def septum(lab: Labels) -> list[Finding]:
