@@ -251,6 +251,7 @@ def print_table(results: dict) -> None:
         ("  of them originals flagged", lambda d: _fmt(d["originals_flagged"], True)),
         ("broken cases flagged", lambda d: _fmt(d["broken_flagged"], True)),
         ("broken found in top 10 % of queue", lambda d: _fmt(d["top10"], True)),
+        ("  (best possible at 15 % broken)", lambda d: _fmt(min(1.0, 0.10 / PREVALENCE), True)),
         ("broken found in top 30 % of queue", lambda d: _fmt(d["top30"], True)),
     ]
     for label, get in rows:

@@ -18,7 +18,7 @@ Measures (all in-plane, per slice, pooled over the labelled slices)
   binned by signed distance to the border (inside negative); the distance of the strongest bin
   from 0 is how far the border sits from the nearest edge, in mm. Measured for the LV border
   (endocardium) and the outer border of the labelled heart (epicardium, RV free wall).
-- **edge strength**: gradient on the border over the gradient 4-6 px away from it (both sides):
+- **edge strength**: gradient on the border over the gradient 4.5-6 px away from it (both sides):
   near 1 means the border lies on no edge at all.
 - **fit gain**: the LV label is moved in-plane by up to 15 mm in every direction; at each move,
   the gradient on its border times the intensity under it says how well it fits (blood bright,
@@ -41,7 +41,9 @@ from .shape import Finding, slices_text
 
 __all__ = ["Agreement", "agreement_findings", "image_agreement"]
 
-_OFFSETS = np.arange(-6, 7)
+_OFFSETS = np.arange(-6, 7)  # profile bins: floor of the signed distance; -1 and 0 straddle the border
+_BORDER = (_OFFSETS == -1) | (_OFFSETS == 0)
+_AWAY = (_OFFSETS <= -5) | (_OFFSETS >= 4)  # 4.5-6 pixels inside or outside
 _MARGIN = 24  # pixels of image kept around the labels: the ±6 px profiles and the fit search
 _SEARCH_MM = 15.0  # how far the fit search moves the labels
 
@@ -90,7 +92,7 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
 
 def _profile(distance: np.ndarray, gradient: np.ndarray, weights_slices: np.ndarray):
     """Mean gradient per integer signed distance (-6..6) pooled, and per slice."""
-    bins = np.rint(distance).astype(np.int64)
+    bins = np.floor(distance).astype(np.int64)
     valid = (bins >= _OFFSETS[0]) & (bins <= _OFFSETS[-1])
     n_slices = distance.shape[0]
     index = (np.arange(n_slices)[:, None, None] * len(_OFFSETS) + (bins - _OFFSETS[0]))[valid]
@@ -106,9 +108,9 @@ def _profile(distance: np.ndarray, gradient: np.ndarray, weights_slices: np.ndar
 
 def _edge(profile: np.ndarray, pixel_mm: float) -> tuple[float, float]:
     """(distance in mm from the border to the strongest edge, border-over-surroundings ratio)."""
-    peak = _OFFSETS[int(np.nanargmax(profile))]
-    on_border = float(np.nanmax(profile[np.abs(_OFFSETS) <= 1]))
-    away = profile[np.abs(_OFFSETS) >= 4]
+    peak = _OFFSETS[int(np.nanargmax(profile))] + 0.5
+    on_border = float(np.nanmax(profile[_BORDER]))
+    away = profile[_AWAY]
     return abs(float(peak)) * pixel_mm, on_border / max(float(np.nanmean(away)), 1e-6)
 
 
@@ -207,7 +209,7 @@ def _fit(image, gradient, lv, d_lv, spacing) -> tuple[float, tuple[float, float]
     Moves that would take the label off the image are skipped, so flat indices shift exactly.
     """
     rows, cols = lv.shape[1:]
-    border = np.flatnonzero(np.rint(d_lv) == 0)
+    border = np.flatnonzero(np.abs(d_lv) < 1)
     inside = np.flatnonzero(lv)
     border = border[:: max(1, border.size // 1000)]
     inside = inside[:: max(1, inside.size // 1000)]
@@ -231,8 +233,8 @@ def _fit(image, gradient, lv, d_lv, spacing) -> tuple[float, tuple[float, float]
 
 def _worst_slice(per_slice: np.ndarray) -> int:
     """The slice whose border gradient is weakest relative to its surroundings."""
-    on_border = np.nanmax(per_slice[:, np.abs(_OFFSETS) <= 1], axis=1)
-    away = np.nanmean(per_slice[:, np.abs(_OFFSETS) >= 4], axis=1)
+    on_border = np.nanmax(per_slice[:, _BORDER], axis=1)
+    away = np.nanmean(per_slice[:, _AWAY], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(np.isfinite(on_border / away), on_border / away, np.inf)
     return int(np.argmin(ratio))
@@ -273,12 +275,12 @@ def agreement_findings(
     ):
         if strength is None or (key == "outer_edge" and strength == a.lv_edge_strength):
             continue  # an LV-only phase: its outer border is the LV border, measured once
-        severity = beyond(strength, minimum, None, 0.4)
+        severity = beyond(strength, minimum, None, 0.3)
         if severity > 0:
             found.append(
                 Finding(
                     "edges",
-                    f"{text} not on an image edge: gradient on it only {strength:.2f}x that 4-6 pixels away "
+                    f"{text} not on an image edge: gradient on it {strength:.2f}x that 4.5-6 pixels away "
                     f"(at least {minimum:g}x expected){where(key)}",
                     severity,
                     a.worst_slice.get(key),

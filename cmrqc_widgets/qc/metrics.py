@@ -81,7 +81,7 @@ class Thresholds:
         Lowest LV-blood over myocardium intensity ratio (SSFP).
     min_edge_strength : float
         Lowest gradient on the LV border (endocardium: blood against muscle) over the gradient
-        4-6 pixels away.
+        4.5-6 pixels away.
     min_outer_edge_strength : float
         The same for the outer border of the heart labels where it is the epicardium, a weaker
         edge (muscle against fat, lung or liver).
@@ -105,8 +105,8 @@ class Thresholds:
     sv_tolerance: float = 0.15
     edv_range_ml: tuple[float, float] = (10.0, 500.0)
     min_contrast: float = 1.6
-    min_edge_strength: float = 1.6
-    min_outer_edge_strength: float = 1.15
+    min_edge_strength: float = 1.35
+    min_outer_edge_strength: float = 0.8
     max_dark: float = 0.4
     max_fit_gain: float = 1.15
     weights: Mapping[str, float] = field(default_factory=dict)
