@@ -148,13 +148,14 @@ def gap(labels, label_map, spacing, rng):
 
 
 def island(labels, label_map, spacing, rng, volume_ml: float = 3.0):
-    """A detached blob of LV label (about ``volume_ml``) at least 40 mm from the heart."""
+    """A detached blob of LV label (about ``volume_ml``) 40 mm from the heart (less in a small image)."""
     lv = label_map.get("LV")
     slices = _lv_slices(labels, label_map)
     if lv is None or not slices.size:
         return None
     heart = labels != 0
-    far = ndimage.distance_transform_edt(~heart.any(axis=0), sampling=spacing[1:]) > 40.0
+    distance = ndimage.distance_transform_edt(~heart.any(axis=0), sampling=spacing[1:])
+    far = distance > min(40.0, 0.7 * float(distance.max()))
     rows, cols = np.nonzero(far)
     if not rows.size:
         return None

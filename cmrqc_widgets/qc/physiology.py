@@ -77,8 +77,8 @@ def function_findings(
             add(
                 Finding(
                     "ef_extreme",
-                    f"{s} ejection fraction {ef:.0f}% is clinically extreme (outside {ef_typical[0]:g}-"
-                    f"{ef_typical[1]:g}%), check",
+                    f"{s} ejection fraction {ef:.0f}% (outside {ef_typical[0]:g}-{ef_typical[1]:g}%): "
+                    "clinically extreme, check",
                 )
             )
     if {"LV", "RV"} <= set(volumes):
