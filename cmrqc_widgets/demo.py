@@ -15,6 +15,9 @@ patient's left, y toward posterior and z from base toward apex, so the RV lies a
 
 A few patients are broken on purpose, so a reviewer has something to reject; see
 :data:`DEMO_BROKEN`.
+
+One module on purpose (~420 lines): the anatomy, the breakages and the files are one recipe read
+top to bottom, and nothing else imports its parts.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from cmrqc_widgets.demo import DEMO_BROKEN, make_demo_cohort
 from cmrqc_widgets.qc.cohort import COLUMNS, cohort_metrics, read_metrics
 from cmrqc_widgets.qc.metrics import metrics_for_patient
 from cmrqc_widgets.widgets import ReviewWidget
+from cmrqc_widgets.widgets import summary as summary_module
 from cmrqc_widgets.widgets import triage as triage_module
 from cmrqc_widgets.widgets.metrics_strip import FAILED_COLOUR
 from cmrqc_widgets.widgets.queue import patient_name
@@ -51,13 +52,13 @@ def test_queue_resorts_when_suspicion_is_ready(widget: ReviewWidget, monkeypatch
     w = widget
     assert w.wait_idle()
     gate = threading.Event()
-    real = triage_module.metrics_for_patient
+    real = summary_module.metrics_for_patient
 
     def slow(*args, **kwargs):
         gate.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(triage_module, "metrics_for_patient", slow)
+    monkeypatch.setattr(summary_module, "metrics_for_patient", slow)
     monkeypatch.setattr(w.triage, "cache", None)  # the strip's patient measured the slow way too
     w.triage.forget()  # as if the dataset had just been opened
     w.state.open_dataset("demo.json")
@@ -133,8 +134,8 @@ def test_metrics_never_run_on_the_patient_switch(widget: ReviewWidget, monkeypat
 
         return spy
 
-    for name in ("metrics_for_patient", "case_metrics"):
-        monkeypatch.setattr(triage_module, name, spying(getattr(triage_module, name)))
+    for module, name in ((summary_module, "metrics_for_patient"), (triage_module, "case_metrics")):
+        monkeypatch.setattr(module, name, spying(getattr(module, name)))
     w.triage.forget([w.state.patients[1]])
     w.next_patient_button.click()
     assert w.triage.current_patient == w.state.patients[1]

@@ -1,7 +1,7 @@
 """Automatic checks of one case: volumes, ejection fraction, rules and a suspicion score, as plain data.
 
 Everything here takes numpy arrays indexed ``[slice, row, col]`` (the display orientation of
-:mod:`cmrqc_widgets.cases`), the voxel spacing in millimetres along those axes and a
+:mod:`cmrqc_widgets.cases.reader`), the voxel spacing in millimetres along those axes and a
 ``label_map`` (structure name -> label value), optionally the image and the affine, and returns
 frozen dataclasses. Structures the label map lacks (no RV in a layout of LV + myocardium) are
 "not segmented": not measured, not checked, never a failure.
@@ -328,7 +328,7 @@ def metrics_for_patient(
     patient_dir : path
         The patient folder.
     layout : str or Layout, optional
-        File layout (default: detected, see :func:`cmrqc_widgets.cases.get_layout`).
+        File layout (default: detected, see :func:`cmrqc_widgets.cases.layouts.get_layout`).
     thresholds : Thresholds, optional
     patient : str, optional
         Name in the report (e.g. the dataset key); defaults to ``str(patient_dir)``.

@@ -48,7 +48,7 @@ def suspicion_order(rows: Iterable[Any]) -> list[str]:
     """Patients, most suspicious first (ties keep their order in ``rows``).
 
     ``rows`` are metrics rows (dicts, from :func:`read_metrics` or ``CaseReport.rows()``),
-    :class:`~cmrqc_widgets.metrics.CaseReport` objects, or a pandas DataFrame. A patient's
+    :class:`~cmrqc_widgets.qc.metrics.CaseReport` objects, or a pandas DataFrame. A patient's
     score is its ``case_suspicion`` (every failed check once), else its highest row score.
     """
     scores: dict[str, float] = {}

@@ -1,20 +1,23 @@
 """What the metrics strip shows of one patient: volumes, EF, mass and failed checks, as plain data.
 
-:class:`CaseSummary` is built from a :class:`~cmrqc_widgets.metrics.CaseReport` (measured here)
+:class:`CaseSummary` is built from a :class:`~cmrqc_widgets.qc.metrics.CaseReport` (measured here)
 or from a patient's rows of a metrics CSV written by ``cmrqc metrics``; both give the same
 figures and the same failed checks.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..names import PHASES
-from ..qc.metrics import PAIR_PREFIX, CaseReport
+from ..qc.metrics import DEFAULT_WEIGHTS, PAIR_PREFIX, CaseReport, Thresholds, metrics_for_patient
 from ..qc.score import is_flagged
+
+log = logging.getLogger(__name__)
 
 METRICS_SUFFIX = ".metrics.csv"
 """``<dataset stem>.metrics.csv`` next to a dataset file holds its metrics, if ``cmrqc metrics``
@@ -55,7 +58,7 @@ class CaseSummary:
 
     @classmethod
     def from_report(cls, report: CaseReport) -> CaseSummary:
-        """Summary of a :class:`~cmrqc_widgets.metrics.CaseReport`."""
+        """Summary of a :class:`~cmrqc_widgets.qc.metrics.CaseReport`."""
         ed, es = report.phases.get("ED"), report.phases.get("ES")
 
         def volume(pm: Any, structure: str) -> float | None:
@@ -142,3 +145,21 @@ def _number(value: Any) -> float | None:
 def metrics_csv_for(dataset_path: Path) -> Path:
     """Where a metrics CSV of ``dataset_path`` is looked for: ``<stem>.metrics.csv`` beside it."""
     return Path(dataset_path).with_name(Path(dataset_path).stem + METRICS_SUFFIX)
+
+
+def measure(
+    key: str, patient_dir: Path, layout: Any = None, thresholds: Thresholds | None = None
+) -> CaseSummary:
+    """Measure one patient (both phases); a case that cannot be read gives its failed check."""
+    try:
+        return CaseSummary.from_report(metrics_for_patient(patient_dir, layout, thresholds, patient=key))
+    except Exception as exc:  # metrics_for_patient already turns bad files into checks: this is a bug
+        log.exception("Measuring %s failed", key)
+        return CaseSummary(
+            suspicion=DEFAULT_WEIGHTS["unreadable"],
+            failed=(f"the automatic checks failed on this case ({type(exc).__name__}: {exc})",),
+            lv=(None, None, None),
+            rv=(None, None, None),
+            myo_mass_g=None,
+            mass_phase="",
+        )

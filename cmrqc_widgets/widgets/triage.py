@@ -5,8 +5,8 @@ Where the numbers come from
 - **The metrics strip** of the current patient: both phases measured in a background thread the
   first time the patient is shown, and kept for the session. The phases come from the review
   screen's case cache, where the prefetch has put them anyway, and go through
-  :func:`cmrqc_widgets.metrics.case_metrics`; when a phase cannot be read,
-  :func:`cmrqc_widgets.metrics.metrics_for_patient` names the failure in its own words. A patient
+  :func:`cmrqc_widgets.qc.metrics.case_metrics`; when a phase cannot be read,
+  :func:`cmrqc_widgets.qc.metrics.metrics_for_patient` names the failure in its own words. A patient
   switch never waits for it: the strip says "measuring…" and fills a moment later.
 - **Suspicion of the whole dataset** (the order "most suspicious first" and the filter "flagged"):
   read from ``<dataset stem>.metrics.csv`` next to the dataset file in the reviewer's folder
@@ -39,8 +39,9 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, HasTraits, Int, Unicode
 
 from ..names import PHASES
-from ..qc.metrics import DEFAULT_WEIGHTS, Thresholds, case_metrics, metrics_for_patient
-from .summary import CaseSummary, metrics_csv_for
+from ..qc.metrics import Thresholds, case_metrics
+from .kernel import kernel_scheduler
+from .summary import CaseSummary, measure, metrics_csv_for
 
 log = logging.getLogger(__name__)
 
@@ -62,49 +63,6 @@ class _Result:
     source: str | None = None
 
 
-def measure(
-    key: str, patient_dir: Path, layout: Any = None, thresholds: Thresholds | None = None
-) -> CaseSummary:
-    """Measure one patient (both phases); a case that cannot be read gives its failed check."""
-    try:
-        return CaseSummary.from_report(metrics_for_patient(patient_dir, layout, thresholds, patient=key))
-    except Exception as exc:  # metrics_for_patient already turns bad files into checks: this is a bug
-        log.exception("Measuring %s failed", key)
-        return CaseSummary(
-            suspicion=DEFAULT_WEIGHTS["unreadable"],
-            failed=(f"the automatic checks failed on this case ({type(exc).__name__}: {exc})",),
-            lv=(None, None, None),
-            rv=(None, None, None),
-            myo_mass_g=None,
-            mass_phase="",
-        )
-
-
-def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:
-    """``schedule(function, delay)`` running ``function`` on the kernel's main thread, or None.
-
-    None outside a running IPython kernel (scripts, tests): results are then applied by
-    :meth:`Triage.apply`.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
-    if loop is None:
-        return None
-
-    def schedule(function: Callable[[], None], delay: float = 0.0) -> None:
-        # add_callback is the one thread-safe entry into the loop; call_later must run inside it.
-        if delay > 0:
-            loop.add_callback(loop.call_later, delay, function)
-        else:
-            loop.add_callback(function)
-
-    return schedule
-
-
 class Triage(HasTraits):
     """Metrics of the current patient and suspicion of the open dataset, measured off the hot path.
 
@@ -120,7 +78,8 @@ class Triage(HasTraits):
     cache : CaseCache, optional
         Where the current patient's phases are taken from for the strip (read again otherwise).
     schedule : callable or None or "auto"
-        How results reach the main thread (see :func:`kernel_scheduler`); "auto" detects a kernel.
+        How results reach the main thread (see
+        :func:`~cmrqc_widgets.widgets.kernel.kernel_scheduler`); "auto" detects a kernel.
     """
 
     done = Int(0, help="Patients of the open dataset whose suspicion is known.")
