@@ -11,7 +11,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from ipywidgets import HTML, HBox, Layout
+from ipywidgets import HTML, Button, HBox, Layout, VBox
 
 from .summary import CaseSummary
 
@@ -79,23 +79,36 @@ class MetricsStrip(HBox):
     ----------
     html : ipywidgets.HTML
         The current patient's figures and failed checks (failed ones in red).
+    jumps : ipywidgets.HBox
+        One button per failed check that names a slice ("ES slice 5"): a click shows that phase
+        and slice (through ``go_to(phase, slice)``).
     status : ipywidgets.HTML
         "computing suspicion… n/N" until the whole dataset is measured.
     n_renders : int
         How many times the strip was redrawn (tests check slice moves never do it).
     """
 
-    def __init__(self, triage: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        triage: Any,
+        guard: Callable[..., Any] | None = None,
+        go_to: Callable[[str, int], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         guard = guard or (lambda f: f)
+        self._guard = guard
         self._triage = triage
+        self._go_to = go_to
+        self._targets: tuple = ()
         self.html = HTML("", layout=Layout(flex="1 1 auto"))
         self.html.add_class("cmrqc-metrics")
+        self.jumps = HBox([], layout=Layout(flex_flow="row wrap"))
         self.status = HTML("", layout=Layout(flex="0 0 auto", margin="0 0 0 12px"))
         self.n_renders = 0
         triage.observe(guard(self.refresh), ["current", "current_patient", "serial"])
         triage.observe(guard(self.refresh_status), ["done", "total", "ready", "source", "serial"])
         super().__init__(
-            [self.html, self.status],
+            [VBox([self.html, self.jumps], layout=Layout(flex="1 1 auto")), self.status],
             layout=Layout(width="100%", padding="4px 6px", border="1px solid #e0e0e0", margin="2px 0"),
             **kwargs,
         )
@@ -104,10 +117,25 @@ class MetricsStrip(HBox):
 
     def refresh(self, change: Any = None) -> None:
         """Redraw the figures of the current patient (only when they changed)."""
-        value = strip_html(self._triage.current, measuring=bool(self._triage.current_patient))
+        summary = self._triage.current
+        value = strip_html(summary, measuring=bool(self._triage.current_patient))
         if value != self.html.value:
             self.html.value = value
             self.n_renders += 1
+        targets = _targets(summary) if self._go_to is not None else ()
+        if targets != self._targets:
+            self._targets = targets
+            self.jumps.children = [self._jump_button(phase, k) for phase, k in targets]
+
+    def _jump_button(self, phase: str, k: int) -> Button:
+        button = Button(
+            description=f"{phase} slice {k + 1}",
+            tooltip=f"Show {phase}, slice {k + 1}, where a check failed",
+            layout=Layout(width="auto", height="24px", margin="2px 4px 0 0"),
+        )
+        button.add_class("cmrqc-goto-slice")
+        button.on_click(self._guard(lambda _: self._go_to(phase, k)))
+        return button
 
     def refresh_status(self, change: Any = None) -> None:
         """Redraw the dataset-wide status line (only when it changed)."""
@@ -118,4 +146,11 @@ class MetricsStrip(HBox):
 
     def sync_widgets(self) -> list[Any]:
         """Widgets a patient switch updates."""
-        return [self.html, self.status]
+        return [self.html, self.status, self.jumps]
+
+
+def _targets(summary: CaseSummary | None) -> tuple[tuple[str, int], ...]:
+    """The distinct (phase, slice) of the failed checks that name one, in order."""
+    if summary is None:
+        return ()
+    return tuple(dict.fromkeys((p, k) for p, k in summary.where if p is not None and k is not None))

@@ -42,6 +42,9 @@ class CaseSummary:
     myo_mass_g : float or None
         Myocardial mass at ``mass_phase`` (ED, else ES when ED cannot be measured).
     mass_phase : str
+    where : tuple of (phase, slice)
+        For each of ``failed``, the phase and 0-based slice it fails on (``None`` for checks of
+        the whole case or across phases): where "go to" takes the reviewer.
     """
 
     suspicion: float
@@ -50,6 +53,7 @@ class CaseSummary:
     rv: Volumes
     myo_mass_g: float | None
     mass_phase: str = "ED"
+    where: tuple[tuple[str | None, int | None], ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -71,6 +75,8 @@ class CaseSummary:
 
         failed = [_with_phase(p, c.message) for p in PHASES for c in report.checks.get(p, ())]
         failed += [c.message for c in report.pair_checks]
+        where = [(p, c.slice) for p in PHASES for c in report.checks.get(p, ())]
+        where += [(None, None)] * len(report.pair_checks)
         mass_phase, pm = ("ED", ed) if volume(ed, "MYO") is not None else ("ES", es)
         mass = pm.myo_mass_g if volume(pm, "MYO") is not None else None
         return cls(
@@ -80,6 +86,7 @@ class CaseSummary:
             rv=ventricle(report.rv, "RV"),
             myo_mass_g=mass,
             mass_phase=mass_phase if mass is not None else "",
+            where=tuple(where),
         )
 
     @classmethod
@@ -115,6 +122,14 @@ class CaseSummary:
         ]
         own = {p: [m for m in ms if not m.startswith(PAIR_PREFIX)] for p, ms in messages.items()}
         failed = [_with_phase(p, m) for p in PHASES for m in own.get(p, [])]
+        where: list[tuple[str | None, int | None]] = []
+        for p in PHASES:
+            slices = str(rows.get(p, {}).get("failed_slices") or "").split("; ")
+            for i, m in enumerate(messages.get(p, [])):
+                if not m.startswith(PAIR_PREFIX):
+                    number = slices[i].strip() if i < len(slices) else ""
+                    where.append((p, int(number) - 1 if number.isdigit() else None))
+        where += [(None, None)] * len(shared)
         score = first("case_suspicion")
         if score is None:
             score = max((_number(r.get("suspicion")) or 0.0 for r in both), default=0.0)
@@ -127,6 +142,7 @@ class CaseSummary:
             rv=ventricle("rv"),
             myo_mass_g=mass,
             mass_phase=mass_phase if mass is not None else "",
+            where=tuple(where),
         )
 
 
