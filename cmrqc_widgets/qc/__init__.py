@@ -3,7 +3,8 @@
 Modules
 -------
 metrics     volumes, mass, ejection fraction and every check of one case, with a suspicion score
-shape       rules on one phase's labels alone (ukbb_cardiac rules, islands in ml, septum, position)
+shape       rules on one phase's labels alone (ukbb_cardiac rules, islands in ml, myocardial ring)
+position    where the structures lie (septum, LV centre across slices, RV side from the affine)
 agreement   do the labels sit on the anatomy: image-label contrast, edges, lung/air under labels
 physiology  rules across ED and ES (ES = ED, EF, stroke volumes)
 score       severities, weights and the flag threshold (the calibration)

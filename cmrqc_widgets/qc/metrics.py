@@ -26,6 +26,7 @@ from ..errors import CaseError
 from ..names import PHASES, STRUCTURES
 from .agreement import agreement_findings, image_agreement
 from .physiology import function_findings, phases_identical
+from .position import position_findings
 from .report import PAIR_PREFIX, CaseReport, PhaseMetrics, Ventricle
 from .score import DEFAULT_WEIGHTS, FLAG_SCORE, SEVERITY_CAP, Check
 from .shape import Finding, Labels, label_findings
@@ -199,9 +200,9 @@ def phase_metrics(
         island_ml=t.island_ml,
         max_components=t.max_components,
         min_myo_surround=t.min_myo_surround,
-        max_shift_mm=t.max_shift_mm,
-        affine=affine,
     )
+    swapped = any(f.rule == "swapped" for f in found)
+    found += position_findings(lab, max_shift_mm=t.max_shift_mm, affine=affine, swapped=swapped)
     agreement = None
     if image is not None:
         present = {s: v for s, v in label_map.items() if lab.has(s)}

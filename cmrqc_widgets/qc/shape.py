@@ -1,4 +1,4 @@
-"""Rules on the labels of one phase alone: presence, slice coverage, pieces, surrounding, position.
+"""Rules on the labels of one phase alone: presence, slice coverage, pieces, the myocardial ring.
 
 Every function here takes a :class:`Labels` bundle and returns :class:`Finding` tuples
 ``(rule, message, severity, slice)``; :mod:`cmrqc_widgets.qc.metrics` turns them into weighted
@@ -13,12 +13,9 @@ Sources
   ``sa_pass_quality_control``): every label at least 10 pixels on a slice where it is present, LV
   and myocardium on at least 6 slices, no missing slice inside the stack, and the LV epicardium
   and the RV both present on the mid-cavity slice.
-- Tarroni G, Bai W, Oktay O, et al. Large-scale quality control of cardiac imaging in population
-  studies: application to UK Biobank. Sci Rep 2020;10:2408 (doi:10.1038/s41598-020-58212-2):
-  inter-slice misalignment (breath-hold mismatch) shows as jumps of the LV centre between
-  neighbouring short-axis slices.
-- Anatomy (any CMR textbook): the RV lies to the patient's right and anterior of the LV, the
-  interventricular septum (myocardium) separates the two blood pools.
+
+Where the structures lie relative to each other (septum, slice alignment, RV side) is
+:mod:`cmrqc_widgets.qc.position`.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from scipy import ndimage
 
 from ..names import STRUCTURES
 
-__all__ = ["Finding", "Labels", "label_findings", "slices_text"]
+__all__ = ["Finding", "Labels", "border_fraction", "label_findings", "slices_text"]
 
 _CROSS_2D = np.zeros((3, 3, 3), bool)
 _CROSS_2D[1] = ndimage.generate_binary_structure(2, 1)  # in-plane 4-neighbourhood only
@@ -110,7 +107,7 @@ class Labels:
         return np.zeros(self.n_slices, bool)
 
 
-def _border_fraction(inner: np.ndarray, other: np.ndarray) -> np.ndarray:
+def border_fraction(inner: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Per slice: fraction of the pixels bordering ``inner`` (in-plane) that lie in ``other``."""
     ring = ndimage.binary_dilation(inner, _CROSS_2D) & ~inner
     total = ring.sum(axis=(1, 2))
@@ -259,7 +256,7 @@ def surround(lab: Labels, min_myo_surround: float) -> tuple[list[Finding], float
     band = np.zeros(lab.n_slices, bool)
     band[lv_idx[0] + third : lv_idx[-1] - third + 1] = True
     band &= present["LV"]
-    lv_frac = _border_fraction(masks["LV"] & band[:, None, None], masks["MYO"])[band]
+    lv_frac = border_fraction(masks["LV"] & band[:, None, None], masks["MYO"])[band]
     lv_surround = float(np.nanmin(lv_frac)) if lv_frac.size else None
     rv_surround = None
     if lab.has("RV"):
@@ -324,91 +321,6 @@ def _open_border(lab: Labels, band: np.ndarray) -> list[Finding]:
     ]
 
 
-def septum(lab: Labels) -> list[Finding]:
-    """LV and RV blood pools touching with no myocardium between them (severity: share of the RV border)."""
-    if not (lab.has("LV") and lab.has("RV")):
-        return []
-    touching = _border_fraction(lab.masks["RV"], lab.masks["LV"])
-    both = lab.present["LV"] & lab.present["RV"]
-    if not both.any():
-        return []
-    worst_share = float(np.nanmax(np.where(both, touching, 0.0)))
-    severity = max(0.0, (worst_share - 0.05) / 0.10)
-    if severity <= 0:
-        return []
-    k = int(np.nanargmax(np.where(both, touching, 0.0)))
-    return [
-        Finding(
-            "septum",
-            f"LV and RV blood pools touch on {worst_share:.0%} of the RV border with no septum between "
-            f"them on {slices_text([k], lab.n_slices)}",
-            severity,
-            k,
-        )
-    ]
-
-
-def misalignment(lab: Labels, max_shift_mm: float) -> list[Finding]:
-    """LV centre jumping between neighbouring slices beyond the stack's own trend (Tarroni 2020)."""
-    if not lab.has("LV"):
-        return []
-    lv = lab.masks["LV"]
-    idx = np.flatnonzero(lab.present["LV"])
-    if idx.size < 3:
-        return []
-    rows, cols = np.indices(lv.shape[1:])
-    area = lv[idx].sum(axis=(1, 2)).astype(float)
-    centres = np.c_[
-        (lv[idx] * rows).sum(axis=(1, 2)) / area * lab.spacing[1],
-        (lv[idx] * cols).sum(axis=(1, 2)) / area * lab.spacing[2],
-    ]
-    steps = np.diff(centres, axis=0)
-    jumps = np.hypot(*(steps - np.median(steps, axis=0)).T)
-    # Contiguous slices only: a gap is reported by its own rule.
-    jumps[np.diff(idx) != 1] = 0.0
-    worst = int(np.argmax(jumps))
-    severity = max(0.0, (float(jumps[worst]) - max_shift_mm) / 4.0)
-    if severity <= 0:
-        return []
-    k = int(idx[worst + 1])
-    return [
-        Finding(
-            "misaligned",
-            f"LV centre jumps {jumps[worst]:.0f} mm between {slices_text([k - 1, k], lab.n_slices)} "
-            f"(at most {max_shift_mm:g} mm expected, slice misalignment?)",
-            severity,
-            k,
-        )
-    ]
-
-
-def rv_position(lab: Labels, affine: np.ndarray | None) -> list[Finding]:
-    """RV to the patient's right and/or anterior of the LV, in scanner coordinates (RAS) from the affine."""
-    if affine is None or not (lab.has("LV") and lab.has("RV")):
-        return []
-    centres = []
-    for s in ("LV", "RV"):
-        voxel = np.argwhere(lab.masks[s]).mean(axis=0) + np.array([0, *lab.offset])
-        centres.append((np.asarray(affine) @ np.r_[voxel, 1.0])[:3])
-    direction = centres[1] - centres[0]
-    norm = float(np.linalg.norm(direction[:2]))
-    if norm < 1e-6:
-        return []
-    # RAS: +x is the patient's right, +y anterior; the RV should point into that quadrant.
-    toward = float(np.dot(direction[:2] / norm, np.array([1.0, 1.0]) / np.sqrt(2)))
-    severity = max(0.0, (0.0 - toward) / 0.5)
-    if severity <= 0:
-        return []
-    return [
-        Finding(
-            "rv_position",
-            "RV label lies to the patient's left or behind the LV (labels swapped, mirrored, or a wrong "
-            "orientation in the header?)",
-            severity,
-        )
-    ]
-
-
 def label_findings(
     lab: Labels,
     *,
@@ -417,10 +329,8 @@ def label_findings(
     island_ml: float,
     max_components: int,
     min_myo_surround: float,
-    max_shift_mm: float,
-    affine: np.ndarray | None = None,
 ) -> tuple[list[Finding], float | None, float | None]:
-    """All label rules of one phase: findings, LV and RV surround fractions."""
+    """The rules of this module on one phase: findings, LV and RV surround fractions."""
     found = presence(lab, min_slices)
     gap_found, split = gaps(lab)
     found += gap_found
@@ -429,8 +339,4 @@ def label_findings(
         found += islands(lab, min_island_ml, island_ml, max_components)
     surround_found, lv_surround, rv_surround = surround(lab, min_myo_surround)
     found += surround_found
-    if not any(f.rule == "swapped" for f in found):
-        found += septum(lab)
-    found += misalignment(lab, max_shift_mm)
-    found += rv_position(lab, affine)
     return found, lv_surround, rv_surround

@@ -310,13 +310,11 @@ def agreement(
                 continue
             rated.append([got[u].decision for u in users])
             if len({d.decision for d in got.values()}) > 1:
-                disagree.append(
-                    {
-                        "patient": p,
-                        "decisions": {u: got[u].decision for u in users},
-                        "comments": {u: got[u].comment for u in users},
-                    }
-                )
+                disagree.append({
+                    "patient": p,
+                    "decisions": {u: got[u].decision for u in users},
+                    "comments": {u: got[u].comment for u in users},
+                })
         n = len(rated)
         confusion = None
         if n == 0:
@@ -384,7 +382,8 @@ def plot_confusion(result: AgreementResult, phase: str, ax: Any = None):
     ax.set_xlabel(result.users[1])
     ax.set_ylabel(result.users[0])
     for (i, j), count in np.ndenumerate(m):
-        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > m.max() / 2 else "black")
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > m.max() / 2 else "black")
     kappa = "undefined" if a.kappa is None else f"{a.kappa:.2f}"
     agree = "-" if a.percent_agreement is None else f"{a.percent_agreement:.0f}%"
     ax.set_title(f"{a.phase}: Cohen's kappa {kappa}, agreement {agree} (n={a.n})")
