@@ -15,6 +15,9 @@ from ipywidgets import HTML, Button, HBox, Layout, VBox
 
 from .summary import CaseSummary
 
+MAX_JUMPS = 6
+"""Most "go to slice" buttons the strip shows (the first failed checks that name a slice)."""
+
 FAILED_COLOUR = "#b00020"
 PASSED_COLOUR = "#2e7d32"
 
@@ -100,6 +103,8 @@ class MetricsStrip(HBox):
         self._triage = triage
         self._go_to = go_to
         self._targets: tuple = ()
+        # A fixed set of buttons, reused for every patient, so no widget piles up.
+        self._pool = [self._jump_button(i) for i in range(MAX_JUMPS if go_to is not None else 0)]
         self.html = HTML("", layout=Layout(flex="1 1 auto"))
         self.html.add_class("cmrqc-metrics")
         self.jumps = HBox([], layout=Layout(flex_flow="row wrap"))
@@ -122,19 +127,18 @@ class MetricsStrip(HBox):
         if value != self.html.value:
             self.html.value = value
             self.n_renders += 1
-        targets = _targets(summary) if self._go_to is not None else ()
+        targets = _targets(summary)[:MAX_JUMPS] if self._go_to is not None else ()
         if targets != self._targets:
             self._targets = targets
-            self.jumps.children = [self._jump_button(phase, k) for phase, k in targets]
+            for button, (phase, k) in zip(self._pool, targets, strict=False):
+                button.description = f"{phase} slice {k + 1}"
+                button.tooltip = f"Show {phase}, slice {k + 1}, where a check failed"
+            self.jumps.children = self._pool[: len(targets)]
 
-    def _jump_button(self, phase: str, k: int) -> Button:
-        button = Button(
-            description=f"{phase} slice {k + 1}",
-            tooltip=f"Show {phase}, slice {k + 1}, where a check failed",
-            layout=Layout(width="auto", height="24px", margin="2px 4px 0 0"),
-        )
+    def _jump_button(self, i: int) -> Button:
+        button = Button(layout=Layout(width="auto", height="24px", margin="2px 4px 0 0"))
         button.add_class("cmrqc-goto-slice")
-        button.on_click(self._guard(lambda _: self._go_to(phase, k)))
+        button.on_click(self._guard(lambda _: self._go_to(*self._targets[i])))
         return button
 
     def refresh_status(self, change: Any = None) -> None:
