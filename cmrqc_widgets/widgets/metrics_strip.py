@@ -13,6 +13,7 @@ from typing import Any
 
 from ipywidgets import HTML, Button, HBox, Layout, VBox
 
+from .queue import patient_name
 from .summary import CaseSummary
 
 MAX_JUMPS = 6
@@ -123,7 +124,10 @@ class MetricsStrip(HBox):
     def refresh(self, change: Any = None) -> None:
         """Redraw the figures of the current patient (only when they changed)."""
         summary = self._triage.current
-        value = strip_html(summary, measuring=bool(self._triage.current_patient))
+        patient = self._triage.current_patient
+        value = strip_html(summary, measuring=bool(patient))
+        if patient:  # named, so the strip visibly belongs to the patient in the title
+            value = f"<b class='cmrqc-metrics-patient'>{html.escape(patient_name(patient))}</b> · {value}"
         if value != self.html.value:
             self.html.value = value
             self.n_renders += 1
