@@ -118,7 +118,7 @@ class ReviewWidget(VBox):
         self.dicom_upload = DicomUpload(st, guard=guard)
         self.title = HTML("")
         self.banner = HTML("")
-        self.metrics_strip = MetricsStrip(st.triage, guard=guard)
+        self.metrics_strip = MetricsStrip(st.triage, guard=guard, go_to=st.show_slice)
         self.metrics_area = HBox([self.metrics_strip], layout=Layout(width="100%"))
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
