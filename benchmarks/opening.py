@@ -22,6 +22,7 @@ process and of its whole process tree. Prints a table and writes ``benchmarks/re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -103,10 +104,8 @@ def _rss_mb(procs: list[Any]) -> float:
 
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += proc.memory_info().rss
-        except psutil.Error:
-            pass
     return round(total / 2**20, 1)
 
 
@@ -185,7 +184,8 @@ def bench_opening(root: Path, repeats: int = 3, cycles: int = 20) -> dict[str, A
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
-        "| Opening (Chromium, demo cohort) | ready, warm | ready, cold | first load (HTTP) | websocket | requests |",
+        "| Opening (Chromium, demo cohort) | ready, warm | ready, cold | first load (HTTP) | websocket "
+        "| requests |",
         "|---|---|---|---|---|---|",
     ]
     for mode, r in result["modes"].items():
@@ -196,9 +196,10 @@ def _table(result: dict[str, Any]) -> str:
         )
     if "kernels_alive_after_cycles" in result:
         lines.append("")
+        r = result
         lines.append(
-            f"After {result['cycles']} open/close cycles: {result['kernels_alive_after_cycles']} kernel(s) alive, "
-            f"server {result['server_rss_mb']:.0f} MB, server + kernels {result['server_tree_rss_mb']:.0f} MB."
+            f"After {r['cycles']} open/close cycles: {r['kernels_alive_after_cycles']} kernel(s) alive, "
+            f"server {r['server_rss_mb']:.0f} MB, server + kernels {r['server_tree_rss_mb']:.0f} MB."
         )
     return "\n".join(lines)
 

@@ -84,7 +84,7 @@ def test_voila_arguments_carry_our_settings(tmp_path):
     argv = voila_arguments(
         tmp_path / "review.ipynb", port=9123, ip="127.0.0.1", open_browser=False, preheat=True
     )
-    assert argv[1:4] == ["-m", "voila", str(tmp_path / "review.ipynb")]
+    assert argv[1:4] == ["-m", "cmrqc_widgets.serve.app", str(tmp_path / "review.ipynb")]
     for flag in [
         "--port=9123",
         "--Voila.ip=127.0.0.1",
@@ -193,7 +193,7 @@ def test_serve_command_runs_voila(tmp_path, monkeypatch):
     args = parse(["serve", "--root", str(tmp_path), "--user", "carol", "--no-browser"])
     assert args.func(args) == 3
     (argv, env), = calls
-    assert argv[1:3] == ["-m", "voila"] and env["CMRQC_USER"] == "carol"
+    assert argv[1:3] == ["-m", "cmrqc_widgets.serve.app"] and env["CMRQC_USER"] == "carol"
 
 
 def test_hub_arguments_and_environment(tmp_path, monkeypatch):
