@@ -13,7 +13,7 @@ so the cost parameters can be raised later without breaking older entries. Every
 replaces the old file atomically: a crash never leaves a truncated credentials file.
 
 This module is pure logic (standard library and :mod:`filelock`); the JupyterHub authenticator
-in :mod:`cmrqc_widgets.hub` and the ``cmrqc user`` commands build on it.
+in :mod:`cmrqc_widgets.serve.hub` and the ``cmrqc user`` commands build on it.
 """
 
 from __future__ import annotations
