@@ -318,3 +318,22 @@ def test_sigterm_stops_the_server_too(tmp_path):
     assert process.wait(timeout=30) == signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_only_hashed_static_files_are_cached_for_a_year():
+    """Files whose URL names their content (?v=) may be cached a year; pages and other files may not."""
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from cmrqc_widgets.serve.app import HashedFilesCached
+
+    def cache_control(uri: str, status: int = 200) -> str | None:
+        request = HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"))
+        transform = HashedFilesCached(request)
+        _, headers, _ = transform.transform_first_chunk(status, HTTPHeaders(), b"", True)
+        return headers.get("Cache-Control")
+
+    assert "immutable" in cache_control("/voila/labextensions/anywidget/static/2.js?v=3dbf81c0")
+    assert "immutable" in cache_control("/user/alice/voila/templates/cmrqc/static/index.css?v=ee8d", 304)
+    assert cache_control("/voila/labextensions/anywidget/static/2.js") is None
+    assert cache_control("/?v=1") is None  # the dashboard page itself
+    assert cache_control("/voila/labextensions/anywidget/static/2.js?v=3dbf81c0", 404) is None

@@ -6,6 +6,7 @@ page that never connects stays short) serves the module.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -156,3 +157,24 @@ def test_head_request_starts_no_kernel(served):
     assert caught.value.code == 405
     time.sleep(3)
     assert set(kernels(server)) <= before
+
+
+def test_page_loads_only_our_extensions_compressed_and_cached(served):
+    """The page lists only the extensions we use; JavaScript comes gzipped, hashed files cached a year."""
+    url, _server = served
+    with urllib.request.urlopen(url, timeout=120) as response:
+        page = response.read().decode()
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+    names = {extension["name"] for extension in config["federated_extensions"]}
+    assert "ipyvolume" in names and "anywidget" in names
+    assert not names & {"jupyter-vuetify", "jupyter-vue", "bqplot", "jupyter-webrtc"}
+    extension = next(e for e in config["federated_extensions"] if e["name"] == "ipyvolume")
+    asset = f"{url}voila/labextensions/ipyvolume/{extension['load']}"
+    request = urllib.request.Request(f"{asset}?v=1", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "immutable" in response.headers["Cache-Control"]
+        gzipped = len(response.read())
+    with urllib.request.urlopen(asset, timeout=30) as response:
+        assert "immutable" not in (response.headers["Cache-Control"] or "")  # no hash, no promise
+        assert gzipped < len(response.read()) / 2
