@@ -327,7 +327,8 @@ def test_only_hashed_static_files_are_cached_for_a_year():
     from cmrqc_widgets.serve.app import HashedFilesCached
 
     def cache_control(uri: str, status: int = 200) -> str | None:
-        request = HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"))
+        start = RequestStartLine("GET", uri, "HTTP/1.1")
+        request = HTTPServerRequest(start_line=start, headers=HTTPHeaders({"Host": "127.0.0.1"}))
         transform = HashedFilesCached(request)
         _, headers, _ = transform.transform_first_chunk(status, HTTPHeaders(), b"", True)
         return headers.get("Cache-Control")
