@@ -7,7 +7,9 @@ Guarantees (``cmrqc serve`` sets ``VoilaConfiguration.multi_kernel_manager_class
   page reconnected to within ``disconnect_grace`` seconds (5 s) is shut down: the widget manager
   reconnects after a network blip well within that, and a reload gets a fresh kernel anyway;
 - a kernel handed to a request that never opens its websocket (``curl /``, a crawler, a page
-  abandoned while loading) is shut down once it has been idle ``unclaimed_timeout`` seconds (30 s);
+  abandoned while loading) is shut down once it has been idle ``unclaimed_timeout`` seconds (120 s
+  in ``voila.json``: generous, because on a swamped server a page may take half a minute to load
+  its scripts before it connects, and its kernel must not be shut down under it);
 - kernels waiting in Voilà's preheated pool are never touched.
 
 Voilà's own ``beforeunload`` beacon (``POST /voila/api/shutdown/<id>``) shuts a kernel down at once
@@ -35,7 +37,7 @@ class ClosingKernelManager(AsyncMappingKernelManager):
         5.0, config=True, help="Seconds a kernel may stay without websocket after its last one closed."
     )
     unclaimed_timeout = Float(
-        30.0, config=True, help="Seconds a served kernel may stay idle without ever being connected to."
+        120.0, config=True, help="Seconds a served kernel may stay idle without ever being connected to."
     )
     check_interval = Float(5.0, config=True, help="Seconds between checks for never-connected kernels.")
 
