@@ -114,7 +114,9 @@ def test_killed_tab_kernel_is_shut_down_after_the_grace_period(served, new_page)
     proc = kernels(server)[kernel_id]
     page.context.close()  # no beforeunload: only the websocket closing tells the server
     assert proc.is_running() and gone_within(proc, GRACE_S - 2) is None  # not before the grace period
-    seconds = gone_within(proc, 15)
+    # 5 s grace + the shutdown itself; a loaded CI machine needs more than an idle one, and the
+    # point is "soon", not the 600 s idle cull.
+    seconds = gone_within(proc, 60)
     assert seconds is not None, "the kernel of a killed tab is still running"
 
 
