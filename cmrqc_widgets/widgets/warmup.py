@@ -31,10 +31,11 @@ def warm_up(force: bool = False) -> float:
         return 0.0
     started = time.perf_counter()
     before = set(open_widgets)
-    with tempfile.TemporaryDirectory(prefix="cmrqc-warmup-") as tmp:
+    # Built and closed at once: waiting for its background work (wait_idle) here would hold the
+    # kernel's main thread, which that work hands its results to, and delay the reviewer's page.
+    with tempfile.TemporaryDirectory(prefix="cmrqc-warmup-", ignore_cleanup_errors=True) as tmp:
         make_demo_cohort(tmp, "warmup", n_patients=2, shape=(64, 64, 6))
         screen = ReviewWidget(root=tmp, user="warmup", freeze_gc=False)
-        screen.wait_idle(timeout=30)
         screen.close()
         screen.state.cache.close()  # its reading thread (the state leaves a shared cache open)
     # Every part down to layouts and styles: a page connecting later would fetch every open widget.
