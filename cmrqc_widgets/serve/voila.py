@@ -206,7 +206,8 @@ def reviewer_command(
             if section == "VoilaConfiguration" and name == "preheat_kernel":
                 # A preheated kernel per reviewer doubles the memory for a page load saved.
                 value = False
-            argv.append(f"--{section}.{name}={_flag_value(value)}")
+            items = value if isinstance(value, list) else [value]
+            argv.extend(f"--{section}.{name}={_flag_value(item)}" for item in items)
     return argv
 
 
