@@ -28,12 +28,15 @@ def phantom(
     *,
     label_map: dict[str, int] | None = None,
     lv_radius: float = 6.0,
+    rv_radius: float | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A short-axis phantom in NIfTI voxel order (x, y, z): LV disc, myocardial ring, RV crescent.
 
-    The LV centre sits left of the array centre along x and the RV to its right, so tests can
-    check orientation and colours on known pixels.
+    The LV centre sits left of the array centre along x and the RV to its right (the patient's
+    right under an identity affine), so tests can check orientation and colours on known pixels.
+    The image has SSFP contrast: blood bright (400), myocardium dark (150), surroundings 100.
+    ``rv_radius`` (default 1.4 x ``lv_radius``) sizes the RV.
     """
     label_map = label_map or LABELS["4dsegment"]
     rng = np.random.default_rng(seed)
@@ -43,11 +46,13 @@ def phantom(
     r = np.hypot(x - cx, y - cy)
     r_rv = np.hypot(x - (cx + lv_radius * 1.9), y - cy)
     labels2d = np.zeros((nx, ny), np.uint8)
-    labels2d[(r_rv < lv_radius * 1.4) & (r >= lv_radius + 3)] = label_map["RV"]
+    rv_radius = lv_radius * 1.4 if rv_radius is None else rv_radius
+    labels2d[(r_rv < rv_radius) & (r >= lv_radius + 3)] = label_map["RV"]
     labels2d[(r >= lv_radius) & (r < lv_radius + 3)] = label_map["MYO"]
     labels2d[r < lv_radius] = label_map["LV"]
     labels = np.repeat(labels2d[:, :, None], nz, axis=2)
-    image = np.where(labels2d > 0, 400.0, 100.0)[:, :, None] + rng.normal(0, 10, (nx, ny, nz))
+    intensity = np.where(labels2d == label_map["MYO"], 150.0, np.where(labels2d > 0, 400.0, 100.0))
+    image = intensity[:, :, None] + rng.normal(0, 10, (nx, ny, nz))
     return image.astype(np.float32), labels
 
 
@@ -95,7 +100,9 @@ def write_case(
     label_map = LABELS[layout]
     patient_dir.mkdir(parents=True, exist_ok=True)
     for i, phase in enumerate(("ED", "ES")):
-        image, labels = phantom(shape, label_map=label_map, lv_radius=6.0 - 2 * i, seed=i)
+        # ES: LV radius 4, RV radius 7, so both ventricles eject about the same volume (64 vs 69 px a slice).
+        lv_radius, rv_radius = (6.0, None) if i == 0 else (4.0, 7.0)
+        image, labels = phantom(shape, label_map=label_map, lv_radius=lv_radius, rv_radius=rv_radius, seed=i)
         image = sign(image, stripes) if stripes else image
         labels = labels.astype(labels_dtype)
         if layout == "4dsegment":

@@ -24,6 +24,7 @@ from cmrqc_widgets.qc.cohort import (
     suspicion_queue,
 )
 from cmrqc_widgets.qc.metrics import metrics_for_patient
+from cmrqc_widgets.qc.score import is_flagged
 from cmrqc_widgets.store import QCStore
 
 
@@ -192,13 +193,14 @@ def test_unreachable_scheduler(folder, tmp_path, monkeypatch):
 
 
 def test_demo_broken_cases_come_first(demo):
-    """On the demo cohort every deliberately broken patient ranks before every normal one."""
+    """On the demo cohort every broken patient ranks before every normal one, and only they are flagged."""
     _, run = demo
     order = [p.rsplit("/", 1)[-1] for p in suspicion_order(run.rows)]
     assert len(order) == 10
     assert set(order[: len(DEMO_BROKEN)]) == set(DEMO_BROKEN)
     scores = {r["patient"].rsplit("/", 1)[-1]: r["case_suspicion"] for r in run.rows}
-    assert all(scores[p] == 0 for p in order[len(DEMO_BROKEN):])
+    assert all(is_flagged(scores[p]) for p in order[: len(DEMO_BROKEN)])
+    assert not any(is_flagged(scores[p]) for p in order[len(DEMO_BROKEN) :])
 
 
 def test_suspicion_order_accepts_reports_and_dataframes(demo):
@@ -235,7 +237,7 @@ def test_plot_cohort(demo):
     _, run = demo
     ax = plot_cohort(run.rows)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0].startswith("no failed check (5)")
+    assert labels[0].startswith("not flagged (5)")
     assert labels[1].startswith("flagged (")
     names = {t.get_text() for t in ax.texts}
     assert {"demo003", "demo007"} <= names

@@ -19,9 +19,9 @@ MAP = LABELS["4dsegment"]  # LV 1, RV 2, MYO 3
 SPACING = (8.0, 1.8, 1.8)  # mm along (slice, row, col)
 
 
-def heart(lv_radius: float = 6.0, shape=(40, 32, 6)) -> np.ndarray:
+def heart(lv_radius: float = 6.0, shape=(40, 32, 6), rv_radius: float | None = None) -> np.ndarray:
     """The conftest phantom as a [slice, row, col] label array (6 slices)."""
-    _, labels = phantom(shape, label_map=MAP, lv_radius=lv_radius)
+    _, labels = phantom(shape, label_map=MAP, lv_radius=lv_radius, rv_radius=rv_radius)
     return np.ascontiguousarray(labels.transpose(2, 1, 0))
 
 
@@ -44,7 +44,7 @@ def test_volumes_of_a_box_in_ml():
 
 def test_ejection_fraction_and_stroke_volume():
     """EF = (EDV - ESV) / EDV in percent, SV = EDV - ESV, for LV and RV from the two phases."""
-    ed, es = heart(6.0), heart(4.0)
+    ed, es = heart(6.0), heart(4.0, rv_radius=7.0)  # both ventricles eject about the same volume
 
     class FakeCase:
         def __init__(self, labels):
@@ -154,12 +154,15 @@ def test_leak_through_the_myocardium():
 
 
 def test_lv_without_myocardium():
-    """A slice with LV blood pool and no myocardium at all is reported."""
-    labels = np.concatenate([np.zeros((1, 32, 40), np.uint8), heart()])
-    labels[0, 14:18, 14:18] = MAP["LV"]
+    """A mid slice with LV blood pool and no myocardium at all is reported; the basal outflow tract is not."""
+    labels = heart()
+    labels[3][labels[3] == MAP["MYO"]] = 0
     pm = phase_metrics(labels, SPACING, MAP)
     assert "lv_without_myo" in rules(pm)
-    assert any("without any myocardium on slice 1 of 7" in c.message for c in pm.checks)
+    assert any("without any myocardium on slice 4 of 6" in c.message for c in pm.checks)
+    outflow = np.concatenate([np.zeros((1, 32, 40), np.uint8), heart()])
+    outflow[0, 14:18, 14:18] = MAP["LV"]
+    assert "lv_without_myo" not in rules(phase_metrics(outflow, SPACING, MAP))
 
 
 def test_swapped_labels():
@@ -193,12 +196,12 @@ def test_es_larger_than_ed_and_ef_range():
     assert {c.rule for c in swapped_phases.pair_checks} == {"es_gt_ed"}
     assert swapped_phases.lv.ef < 0
     same = case_metrics(FakeCase(heart()), FakeCase(heart()))
-    assert {c.rule for c in same.pair_checks} == {"ef_range"}
-    assert "LV ejection fraction 0% outside the plausible range 10-90%" in same.failed_checks
+    assert {c.rule for c in same.pair_checks} == {"ef_range", "es_equals_ed"}
+    assert "LV ejection fraction 0% outside the plausible range 3-90%" in same.failed_checks
     # The pair checks count in both phase rows, once in the case score.
-    w = DEFAULT_WEIGHTS["ef_range"]
-    assert same.phase_suspicion("ED") == same.phase_suspicion("ES") == 2 * w
-    assert same.suspicion == 2 * w
+    w = 2 * DEFAULT_WEIGHTS["ef_range"] + DEFAULT_WEIGHTS["es_equals_ed"]
+    assert same.phase_suspicion("ED") == same.phase_suspicion("ES") == w
+    assert same.suspicion == w
 
 
 def test_end_diastolic_volume_range_is_configurable():
@@ -219,7 +222,7 @@ def test_weights_configurable_and_checked():
     """Weights can be overridden per rule; an unknown rule name is refused."""
     labels = heart()
     labels[2] = 0
-    pm = phase_metrics(labels, SPACING, MAP, Thresholds(weights={"gap": 7.5}))
+    pm = phase_metrics(labels, SPACING, MAP, Thresholds(min_slices=3, weights={"gap": 7.5}))
     assert pm.suspicion == 7.5 + DEFAULT_WEIGHTS["mid_slice"]
     with pytest.raises(ValueError, match="Unknown rule names in weights: gapp"):
         Thresholds(weights={"gapp": 1.0})

@@ -84,7 +84,7 @@ def test_voila_arguments_carry_our_settings(tmp_path):
     argv = voila_arguments(
         tmp_path / "review.ipynb", port=9123, ip="127.0.0.1", open_browser=False, preheat=True
     )
-    assert argv[1:4] == ["-m", "voila", str(tmp_path / "review.ipynb")]
+    assert argv[1:4] == ["-m", "cmrqc_widgets.serve.app", str(tmp_path / "review.ipynb")]
     for flag in [
         "--port=9123",
         "--Voila.ip=127.0.0.1",
@@ -193,7 +193,7 @@ def test_serve_command_runs_voila(tmp_path, monkeypatch):
     args = parse(["serve", "--root", str(tmp_path), "--user", "carol", "--no-browser"])
     assert args.func(args) == 3
     (argv, env), = calls
-    assert argv[1:3] == ["-m", "voila"] and env["CMRQC_USER"] == "carol"
+    assert argv[1:3] == ["-m", "cmrqc_widgets.serve.app"] and env["CMRQC_USER"] == "carol"
 
 
 def test_hub_arguments_and_environment(tmp_path, monkeypatch):
@@ -404,3 +404,21 @@ def test_wheel_ships_only_the_named_notebooks():
     notebooks = sorted(source for source in shipped if source.startswith("notebooks"))
     assert notebooks == ["notebooks/review.ipynb", "notebooks/tutorial.ipynb"]
     assert all((REPO / source).is_file() for source in notebooks)
+def test_only_hashed_static_files_are_cached_for_a_year():
+    """Files whose URL names their content (?v=) may be cached a year; pages and other files may not."""
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from cmrqc_widgets.serve.app import HashedFilesCached
+
+    def cache_control(uri: str, status: int = 200) -> str | None:
+        start = RequestStartLine("GET", uri, "HTTP/1.1")
+        request = HTTPServerRequest(start_line=start, headers=HTTPHeaders({"Host": "127.0.0.1"}))
+        transform = HashedFilesCached(request)
+        _, headers, _ = transform.transform_first_chunk(status, HTTPHeaders(), b"", True)
+        return headers.get("Cache-Control")
+
+    assert "immutable" in cache_control("/voila/labextensions/anywidget/static/2.js?v=3dbf81c0")
+    assert "immutable" in cache_control("/user/alice/voila/templates/cmrqc/static/index.css?v=ee8d", 304)
+    assert cache_control("/voila/labextensions/anywidget/static/2.js") is None
+    assert cache_control("/?v=1") is None  # the dashboard page itself
+    assert cache_control("/voila/labextensions/anywidget/static/2.js?v=3dbf81c0", 404) is None

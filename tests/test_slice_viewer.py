@@ -36,8 +36,8 @@ def test_pack_round_trip_keeps_shape_and_order():
     assert shape == [6, 32, 40]
     image = unpack(image_bytes, shape)
     codes = unpack(labels_bytes, shape)
-    # The phantom's labelled voxels are bright (400) and the background dark (100).
-    assert image[codes > 0].mean() > 200 > image[codes == 0].mean()
+    # The phantom's blood pools are bright (400), its surroundings dark (100); LV is code 1.
+    assert image[codes == 1].mean() > 200 > image[codes == 0].mean()
     expected = np.clip(case.image, *np.percentile(case.image, [0.5, 99.9]))
     assert np.corrcoef(image.ravel(), expected.ravel())[0, 1] > 0.999
     assert 0 <= window[0] < window[1] <= 255

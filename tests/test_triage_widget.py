@@ -121,6 +121,27 @@ def test_strip_of_broken_cases_highlights_failed_checks(widget: ReviewWidget) ->
     assert w.state.decision == "reject"
 
 
+def test_clicking_a_failed_check_shows_its_slice(widget: ReviewWidget) -> None:
+    """Each failed check that names a slice has a button; a click shows that phase and slice."""
+    w = widget
+    w.state.jump_to("demo007")  # LV and RV swapped: named on its worst mid slice
+    assert w.wait_idle()
+    buttons = {b.description: b for b in w.metrics_strip.jumps.children}
+    swapped = next(
+        m for m in w.state.triage.current.failed if m.startswith("ED: LV and RV labels look swapped")
+    )
+    phase, k = w.state.triage.current.where[w.state.triage.current.failed.index(swapped)]
+    assert phase == "ED" and k is not None
+    first = k + 1
+    assert f"ED slice {first}" in buttons
+    w.state.set_phase("ES")
+    w.state.slice = 0
+    buttons[f"ED slice {first}"].click()
+    assert w.state.phase == "ED"
+    assert w.state.slice == first - 1
+    assert w.slice_view.slice_index == first - 1
+
+
 def test_metrics_never_run_on_the_patient_switch(widget: ReviewWidget, monkeypatch) -> None:
     """Patient switches never measure on the main thread; the strip fills from the background."""
     w = widget
@@ -192,6 +213,8 @@ def test_summary_from_csv_rows_matches_the_report(cohort: Path) -> None:
         assert from_rows.flagged == direct.flagged == (name in BROKEN)
         assert from_rows.suspicion == pytest.approx(direct.suspicion)
         assert set(from_rows.failed) == set(direct.failed)
+        rows_where = dict(zip(from_rows.failed, from_rows.where, strict=True))
+        assert rows_where == dict(zip(direct.failed, direct.where, strict=True))
         for a, b in zip(from_rows.lv + from_rows.rv, direct.lv + direct.rv, strict=True):
             assert (a is None and b is None) or a == pytest.approx(b, abs=0.06)
 

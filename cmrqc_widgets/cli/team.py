@@ -85,6 +85,7 @@ def _dataset_name(name: str) -> str:
 def cmd_metrics(args: argparse.Namespace) -> int:
     """``cmrqc metrics``: write the metrics CSV and print a summary; 1 if some case crashed."""
     from ..qc.cohort import cohort_metrics, suspicion_order
+    from ..qc.score import is_flagged
     from ..store import QCStore
 
     source, root = Path(args.source).expanduser(), args.root
@@ -102,7 +103,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                              progress=not args.quiet, layout=args.layout, root=root)
     order = suspicion_order(run.rows)
     scores = {r["patient"]: r["case_suspicion"] or 0 for r in run.rows}
-    flagged = [p for p in order if scores[p] > 0]
+    flagged = [p for p in order if is_flagged(scores[p])]
     print(f"Measured {len(run.processed)} patients into {run.out_csv} "
           f"({len(run.skipped)} were already there); {len(flagged)} of {len(order)} flagged.")
     if flagged:

@@ -2,8 +2,16 @@
 
 Modules
 -------
-metrics  volumes, mass, ejection fraction and sanity checks of one case, with a suspicion score
-cohort   metrics of a whole cohort (parallel, resumable, Dask), the metrics CSV and suspicion order
+metrics     volumes, mass, ejection fraction and every check of one case, with a suspicion score
+shape       rules on one phase's labels alone (ukbb_cardiac rules, islands in ml, myocardial ring)
+position    where the structures lie (septum, LV centre across slices, RV side from the affine)
+agreement   do the labels sit on the anatomy: image-label contrast, edges, lung/air under labels
+physiology  rules across ED and ES (ES = ED, EF, stroke volumes)
+score       severities, weights and the flag threshold (the calibration)
+report      the per-case report and its CSV rows
+faults      realistic failures made from a good case (for the accuracy benchmark and tests)
+cohort      metrics of a whole cohort (parallel, resumable, Dask) and the metrics CSV
+ranking     using the rows: most suspicious first, flagged patients, the cohort plot
 team     splitting a cohort between reviewers, and their agreement (percent, Cohen's, Fleiss' kappa)
 """
 

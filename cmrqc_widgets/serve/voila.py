@@ -34,6 +34,7 @@ from ..names import user_folder
 __all__ = [
     "DEMO_DATASET",
     "NOTEBOOK",
+    "VOILA_MODULE",
     "ensure_demo",
     "first_free_port",
     "hub_environment",
@@ -53,6 +54,9 @@ DEMO_DATASET = "demo.json"
 
 TEMPLATE = "cmrqc"
 """Our Voilà template (``voila_config/voila/templates/cmrqc``): the lab template minus its CDN links."""
+
+VOILA_MODULE = "cmrqc_widgets.serve.app"
+"""Voilà with compressed, long-cached static files (:mod:`cmrqc_widgets.serve.app`)."""
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # cmrqc_widgets/
 
@@ -132,9 +136,11 @@ def voila_arguments(
 ) -> list[str]:
     """Command line that starts Voilà on ``notebook`` with our settings.
 
-    Every entry of ``voila.json`` becomes an explicit ``--Section.name=value`` flag, so the
-    settings are visible in ``ps`` and do not depend on which Jupyter config paths are active.
-    Preheated kernels are used only if ``preheat`` is True, or when it is None, if the notebook
+    Every entry of ``voila.json`` becomes an explicit ``--Section.name=value`` flag (a list one
+    flag per item, traitlets' own form), so the settings are visible in ``ps`` and do not depend
+    on which Jupyter config paths are active.
+    Voilà runs as :mod:`cmrqc_widgets.serve.app` (the same Voilà, its files compressed and
+    cached). Preheated kernels are used only if ``preheat`` is True, or when it is None, if the notebook
     :func:`supports_preheat`; otherwise they are switched off.
     """
     if preheat is None:
@@ -142,7 +148,7 @@ def voila_arguments(
     argv = [
         sys.executable,
         "-m",
-        "voila",
+        VOILA_MODULE,
         os.fspath(notebook),
         f"--port={int(port)}",
         f"--Voila.ip={ip}",
@@ -154,7 +160,8 @@ def voila_arguments(
         for name, value in values.items():
             if section == "VoilaConfiguration" and name == "preheat_kernel":
                 value = bool(value) and preheat
-            argv.append(f"--{section}.{name}={_flag_value(value)}")
+            items = value if isinstance(value, list) else [value]
+            argv.extend(f"--{section}.{name}={_flag_value(item)}" for item in items)
     return argv
 
 
@@ -208,7 +215,8 @@ def reviewer_command(
             if section == "VoilaConfiguration" and name == "preheat_kernel":
                 # A preheated kernel per reviewer doubles the memory for a page load saved.
                 value = False
-            argv.append(f"--{section}.{name}={_flag_value(value)}")
+            items = value if isinstance(value, list) else [value]
+            argv.extend(f"--{section}.{name}={_flag_value(item)}" for item in items)
     return argv
 def first_free_port(ip: str, port: int, tries: int = 50) -> int:
     """``port`` if nothing listens on it at ``ip``, else the next free one (at most ``tries`` on).

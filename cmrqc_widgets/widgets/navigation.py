@@ -68,6 +68,11 @@ class NavigationState(HasTraits):
                 self.phase = phase
             self.patient_index = index
 
+    def show_slice(self, phase: str, slice_index: int) -> None:
+        """Show ``phase`` at slice ``slice_index`` (0-based, clamped), e.g. where a check failed."""
+        self.set_phase(phase)
+        self.slice = int(slice_index)
+
     def set_phase(self, phase: str) -> None:
         """Switch to phase ``phase`` ('ED' or 'ES'); raise InvalidNameError for anything else."""
         self.phase = check_phase(phase)

@@ -139,7 +139,7 @@ class ReviewWidget(VBox):
         self.stats = StatsPanel(st, guard=guard)
         self.dicom_upload = DicomUpload(st, guard=guard)
         self.title = HTML("")
-        self.metrics_strip = MetricsStrip(st.triage, guard=guard)
+        self.metrics_strip = MetricsStrip(st.triage, guard=guard, go_to=st.show_slice)
         self.metrics_area = HBox(  # a fixed height: the images never jump between cases
             [self.metrics_strip], layout=Layout(width="100%", height="66px", overflow="hidden")
         )

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..names import PHASES
-from ..qc.metrics import DEFAULT_WEIGHTS, CaseReport, Thresholds, metrics_for_patient
+from ..qc.metrics import DEFAULT_WEIGHTS, PAIR_PREFIX, CaseReport, Thresholds, metrics_for_patient
+from ..qc.score import is_flagged
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class CaseSummary:
     Attributes
     ----------
     suspicion : float
-        Sum of the weights of the failed checks (0 = nothing suspicious).
+        The case score (0 = nothing suspicious; flagged from
+        :data:`~cmrqc_widgets.qc.score.FLAG_SCORE`).
     failed : tuple of str
         Failed checks in plain words; a phase's own checks start with the phase (``"ES: ..."``).
     lv, rv : (EDV ml, ESV ml, EF %)
@@ -40,6 +42,9 @@ class CaseSummary:
     myo_mass_g : float or None
         Myocardial mass at ``mass_phase`` (ED, else ES when ED cannot be measured).
     mass_phase : str
+    where : tuple of (phase, slice)
+        For each of ``failed``, the phase and 0-based slice it fails on (``None`` for checks of
+        the whole case or across phases): where "go to" takes the reviewer.
     """
 
     suspicion: float
@@ -48,11 +53,12 @@ class CaseSummary:
     rv: Volumes
     myo_mass_g: float | None
     mass_phase: str = "ED"
+    where: tuple[tuple[str | None, int | None], ...] = ()
 
     @property
     def flagged(self) -> bool:
-        """At least one failed check."""
-        return bool(self.failed) or self.suspicion > 0
+        """The score reaches the flag threshold (minor checks below it are shown, not flagged)."""
+        return is_flagged(self.suspicion)
 
     @classmethod
     def from_report(cls, report: CaseReport) -> CaseSummary:
@@ -60,7 +66,7 @@ class CaseSummary:
         ed, es = report.phases.get("ED"), report.phases.get("ES")
 
         def volume(pm: Any, structure: str) -> float | None:
-            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts[structure] else None
+            return pm.volumes_ml[structure] if pm is not None and pm.voxel_counts.get(structure) else None
 
         def ventricle(v: Any, structure: str) -> Volumes:
             if v is not None:
@@ -69,6 +75,8 @@ class CaseSummary:
 
         failed = [_with_phase(p, c.message) for p in PHASES for c in report.checks.get(p, ())]
         failed += [c.message for c in report.pair_checks]
+        where = [(p, c.slice) for p in PHASES for c in report.checks.get(p, ())]
+        where += [(None, None)] * len(report.pair_checks)
         mass_phase, pm = ("ED", ed) if volume(ed, "MYO") is not None else ("ES", es)
         mass = pm.myo_mass_g if volume(pm, "MYO") is not None else None
         return cls(
@@ -78,6 +86,7 @@ class CaseSummary:
             rv=ventricle(report.rv, "RV"),
             myo_mass_g=mass,
             mass_phase=mass_phase if mass is not None else "",
+            where=tuple(where),
         )
 
     @classmethod
@@ -105,8 +114,22 @@ class CaseSummary:
         messages = {
             p: [m for m in str(r.get("failed_checks") or "").split("; ") if m] for p, r in rows.items()
         }
-        shared = [m for m in messages.get("ED", []) if m in messages.get("ES", [])]
-        failed = [_with_phase(p, m) for p in PHASES for m in messages.get(p, []) if m not in shared]
+        # Checks across phases appear in both rows, marked by PAIR_PREFIX.
+        shared = [
+            m.removeprefix(PAIR_PREFIX)
+            for m in messages.get("ED", messages.get("ES", []))
+            if m.startswith(PAIR_PREFIX)
+        ]
+        own = {p: [m for m in ms if not m.startswith(PAIR_PREFIX)] for p, ms in messages.items()}
+        failed = [_with_phase(p, m) for p in PHASES for m in own.get(p, [])]
+        where: list[tuple[str | None, int | None]] = []
+        for p in PHASES:
+            slices = str(rows.get(p, {}).get("failed_slices") or "").split("; ")
+            for i, m in enumerate(messages.get(p, [])):
+                if not m.startswith(PAIR_PREFIX):
+                    number = slices[i].strip() if i < len(slices) else ""
+                    where.append((p, int(number) - 1 if number.isdigit() else None))
+        where += [(None, None)] * len(shared)
         score = first("case_suspicion")
         if score is None:
             score = max((_number(r.get("suspicion")) or 0.0 for r in both), default=0.0)
@@ -119,6 +142,7 @@ class CaseSummary:
             rv=ventricle("rv"),
             myo_mass_g=mass,
             mass_phase=mass_phase if mass is not None else "",
+            where=tuple(where),
         )
 
 

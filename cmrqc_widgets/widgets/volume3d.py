@@ -20,6 +20,11 @@ a ``Scatter`` shown with empty arrays never draws later data, and setting ``visi
 shown scatter blanks the whole figure. So a scatter is created only with points, absent or hidden
 structures are left out of ``figure.scatters`` (an invisible one-point placeholder stands in when
 nothing is left: an empty list leaves stale points on screen), and ``visible`` is never touched.
+
+Without WebGL (virtual desktops without a GPU often switch it off) ipyvolume draws a red
+"Click to show javascript error." box. A tiny invisible probe (:class:`WebGLCheck`) asks the
+browser first; when it says no, the toggle is disabled and one sentence says why, and the 2D
+review goes on untouched.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anywidget
 import numpy as np
 from ipywidgets import HTML, Layout, ToggleButton, VBox
+from traitlets import Bool
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
 from ..render.orientation import axis_labels, screen_frame
@@ -40,6 +47,27 @@ DEFAULT_CAP = 50_000
 """Most points drawn (a deterministic, per-structure proportional subsample beyond)."""
 
 MARKER = "box"
+
+NO_WEBGL = "3D needs WebGL, which this browser has switched off; the 2D review works as usual."
+"""What the 3D panel says instead of drawing when the browser has no WebGL."""
+
+
+class WebGLCheck(anywidget.AnyWidget):
+    """Invisible probe: ``webgl`` is whether the browser showing it can draw WebGL (None: not shown yet)."""
+
+    _esm = """
+    function render({ model, el }) {
+      el.style.display = 'none';
+      let ok = false;
+      try {
+        const canvas = document.createElement('canvas');
+        ok = Boolean(canvas.getContext('webgl2') || canvas.getContext('webgl'));
+      } catch (e) {}
+      if (model.get('webgl') !== ok) { model.set('webgl', ok); model.save_changes(); }
+    }
+    export default { render };
+    """
+    webgl = Bool(None, allow_none=True).tag(sync=True)
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -121,6 +149,8 @@ class Volume3DPanel(VBox):
         One per structure.
     n_point_updates : int
         How many times new points were drawn (tests check that slice moves never do it).
+    webgl_check : WebGLCheck
+        Whether the browser can draw 3D at all; without WebGL the toggle is disabled.
     """
 
     def __init__(
@@ -149,23 +179,25 @@ class Volume3DPanel(VBox):
         self._present: set[str] = set()
         self._placeholder: Any = None
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
+        self.webgl_check = WebGLCheck()
         self.on_build: Callable[[], None] | None = None  # called once ipyvolume is imported and built
         self.provider: Callable[[Any], Drawing | None] = self.points_for
         """Where the drawing of a case comes from when not given (the review state's preparation,
         which fails the whole case, not just this panel, when the points cannot be made)."""
         super().__init__(
-            [self.toggle, self.status, self._body],
+            [self.toggle, self.status, self._body, self.webgl_check],
             layout=Layout(flex="0 0 auto", min_width=f"{size}px"),
             **kwargs,
         )
         self.add_class("cmrqc-volume3d")
         self.toggle.observe(guard(self._on_toggle), "value")
+        self.webgl_check.observe(guard(self._on_webgl), "webgl")
         self.toggle.value = expanded
 
     @property
     def expanded(self) -> bool:
         """Whether the 3D view is shown."""
-        return bool(self.toggle.value)
+        return bool(self.toggle.value) and self.webgl_check.webgl is not False
 
     def show_case(self, case: Any, message: str = "", points: Drawing | None = None) -> None:
         """Show ``case`` (or ``message`` when it is None); points are computed only when expanded.
@@ -177,7 +209,7 @@ class Volume3DPanel(VBox):
         self._message = message
         if self.expanded:
             self._draw()
-        else:
+        elif self.webgl_check.webgl is not False:
             self.status.value = ""
 
     def points_for(self, case: Any) -> Drawing:
@@ -197,7 +229,16 @@ class Volume3DPanel(VBox):
         )
 
     # ------------------------------------------------------------------------------------------
+    def _on_webgl(self, change: Any) -> None:
+        if change.new is False:
+            self.toggle.disabled = True
+            self.toggle.tooltip = NO_WEBGL
+            self._body.children = ()
+            self.status.value = f"<small class='cmrqc-no-webgl'>{html.escape(NO_WEBGL)}</small>"
+
     def _on_toggle(self, change: Any) -> None:
+        if self.webgl_check.webgl is False:  # the toggle is disabled; a crafted client still lands here
+            return
         if change.new:
             self.toggle.description = "Hide 3D"
             self._build()

@@ -238,7 +238,10 @@ def test_upload_of_a_zipped_dicom_study_opens_its_cases(page, tmp_path):
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         for path in sorted((tmp_path / "dicom").iterdir()):
             z.write(path, f"study/{path.name}")
-    page.locator(".cmrqc-dicom-upload input[type=file]").set_input_files(str(archive))
+    # The button opens the system file chooser (its <input type=file> is not in the page).
+    with page.expect_file_chooser() as chooser:
+        page.locator(".cmrqc-dicom-upload button.widget-upload").first.click()
+    chooser.value.set_files(str(archive))
     status = page.locator(".cmrqc-upload-status")
     status.filter(has_text="1 case in upload-study.json (opened)").wait_for(timeout=120_000)
     name = pseudonym("PAT-0042")
