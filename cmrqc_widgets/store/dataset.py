@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -230,6 +230,7 @@ class Dataset:
         comment: str | None = None,
         *,
         seconds: float | None = None,
+        settles: Mapping[str, Decision] | None = None,
     ) -> Decision:
         """Store a decision durably and return it as stored.
 
@@ -245,12 +246,18 @@ class Dataset:
             New comment; None keeps the stored one.
         seconds : float, optional
             Time the reviewer spent on the case, recorded in the journal.
+        settles : mapping, optional
+            Reviewer -> their :class:`Decision` that this one settles (a lead's adjudication),
+            recorded in the journal.
         """
         phase = names.check_phase(phase)
         key = patient_key(patient)
         seconds = _check_seconds(seconds)
         Decision(decision, comment or "")  # refuse a bad decision before touching anything
         field = COMMENT_KEYS[phase]
+        settled = None
+        if settles is not None:
+            settled = {names.check_username(u): decision_to_record(d) for u, d in settles.items()}
 
         def record(data: dict[str, dict[str, Any]]) -> dict[str, Any]:
             previous = parse_decision(self._entry(data, key).get(field, ""))
@@ -263,6 +270,7 @@ class Dataset:
                 "previous": decision_to_record(previous),
                 "new": decision_to_record(new),
                 "seconds": seconds,
+                **({} if settled is None else {"settles": settled}),
             }
 
         try:
