@@ -318,3 +318,14 @@ def test_sigterm_stops_the_server_too(tmp_path):
     assert process.wait(timeout=30) == signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_serve_lead_serves_the_lead_notebook_with_the_same_settings(tmp_path, monkeypatch):
+    """`cmrqc serve --lead` runs the same Voilà command on lead.ipynb (preheated too)."""
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    common = ["--root", str(tmp_path), "--user", "lee", "--no-browser"]
+    review, _ = prepare_serve(parse(["serve", *common]))
+    lead, env = prepare_serve(parse(["serve", "--lead", *common]))
+    assert lead[3] == str(REPO / "notebooks" / "lead.ipynb")
+    assert lead[:3] + lead[4:] == review[:3] + review[4:] and env["CMRQC_USER"] == "lee"
+    assert "--VoilaConfiguration.preheat_kernel=True" in lead
