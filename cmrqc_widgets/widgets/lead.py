@@ -64,7 +64,7 @@ class LeadWidget(VBox):
         The lead; ``JUPYTERHUB_USER``, else ``CMRQC_USER``, else the OS user. Must be in the
         ``leads`` group of ``users.json`` (``cmrqc user add NAME --lead``).
     dataset : str, optional
-        The reviewers' dataset file name; default the first one.
+        The reviewers' dataset file name; default the one most team members have.
     refresh_seconds : float
         Period of the automatic re-read (in a kernel); 0 turns it off.
 
@@ -143,6 +143,11 @@ class LeadWidget(VBox):
             **kwargs,
         )  # fmt: skip
         self.add_class("cmrqc-lead")
+        named = {"progress": self.progress, "agreement": self.agreement, "queue": self.queue,
+                 "final": self.final_decision, "final-comment": self.final_comment,
+                 "side-by-side": self.side_by_side, "report-links": self.report_links}  # fmt: skip
+        for name, widget in named.items():
+            widget.add_class(f"cmrqc-{name}")  # CSS hooks for the browser tests
         self._refresh_assign_options()
         self._show_status()
         self._schedule = kernel_scheduler()

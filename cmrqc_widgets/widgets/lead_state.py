@@ -51,7 +51,7 @@ class LeadState(HasTraits):
     user : str, optional
         The lead; ``JUPYTERHUB_USER``, else ``CMRQC_USER``, else the OS user when omitted.
     dataset : str, optional
-        The reviewers' dataset file name; by default the first one any reviewer has.
+        The reviewers' dataset file name; by default the one most team members have.
     """
 
     dataset = Unicode("", help="The reviewers' dataset file name ('' when none).")
@@ -81,22 +81,29 @@ class LeadState(HasTraits):
             )
             return
         self.refresh_datasets()
-        self.dataset = dataset if dataset is not None else (self.datasets[0] if self.datasets else "")
+        self.dataset = dataset if dataset is not None else self._default_dataset()
         if not self.dataset:
             self.error = f"No reviewer has a dataset yet under {self.root / 'users'}; assign one below."
 
     # -- reading
 
     def refresh_datasets(self) -> list[str]:
-        """Re-list the dataset names reviewers have (consensus files left out)."""
-        found = set()
+        """Re-list the dataset names team members have (consensus files left out)."""
+        self._holders: dict[str, int] = {}
         for member in team_members(self.root):
             try:
-                found.update(QCStore(self.root, member).datasets())
+                names = QCStore(self.root, member).datasets()
             except (CmrqcError, OSError):
                 continue  # a name that is not a user, or a folder the lead may not list
-        self.datasets = sorted(n for n in found if not n.endswith(CONSENSUS_SUFFIX))
+            for name in names:
+                if not name.endswith(CONSENSUS_SUFFIX):
+                    self._holders[name] = self._holders.get(name, 0) + 1
+        self.datasets = sorted(self._holders)
         return self.datasets
+
+    def _default_dataset(self) -> str:
+        # The team's dataset is the one most reviewers hold, not the lead's own source file.
+        return max(self.datasets, key=lambda n: self._holders[n], default="")
 
     @observe("dataset")
     def _on_dataset(self, change: Any) -> None:
