@@ -281,7 +281,7 @@ def load_case(patient_dir: str | Path, phase: str, layout: str | Layout | None =
     phase : str
         ``"ED"`` or ``"ES"``.
     layout : str, Layout or None
-        A preset name, a :class:`~cmrqc_widgets.layouts.Layout`, or None to detect it.
+        A preset name, a :class:`~cmrqc_widgets.cases.layouts.Layout`, or None to detect it.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""``cmrqc serve`` and ``cmrqc hub``: the command-line front of :mod:`cmrqc_widgets.serve`."""
+"""``cmrqc serve`` and ``cmrqc hub``: the command-line front of :mod:`cmrqc_widgets.serve.voila`."""
 
 from __future__ import annotations
 

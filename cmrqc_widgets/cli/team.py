@@ -1,7 +1,7 @@
 """``cmrqc metrics``, ``cmrqc assign`` and ``cmrqc agreement``: triage and team review commands.
 
 :func:`register` adds the three subcommands to the ``cmrqc`` parser (see
-:mod:`cmrqc_widgets.cli`); each handler returns an exit status and raises
+:mod:`cmrqc_widgets.cli.core`); each handler returns an exit status and raises
 :class:`~cmrqc_widgets.errors.CmrqcError` for a failure the user can fix.
 """
 

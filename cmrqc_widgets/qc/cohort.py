@@ -1,7 +1,7 @@
 """Metrics of a whole cohort: one CSV row per patient and phase, parallel, resumable.
 
 :func:`cohort_metrics` measures every patient of a dataset file (or of a folder of patient
-folders) with :func:`cmrqc_widgets.metrics.metrics_for_patient` and appends the rows to a CSV
+folders) with :func:`cmrqc_widgets.qc.metrics.metrics_for_patient` and appends the rows to a CSV
 as each case finishes, so an interrupted run resumes where it stopped. It runs in this
 process, in a local process pool (``workers > 1``) or on a Dask cluster (``scheduler``).
 :func:`suspicion_order` puts the most suspicious patients first for the review queue, and
@@ -248,7 +248,7 @@ def cohort_metrics(
     layout : str or Layout, optional
         File layout of the patients (default: detected per patient).
     thresholds : Thresholds, optional
-        Rule limits and weights (default :class:`~cmrqc_widgets.metrics.Thresholds`).
+        Rule limits and weights (default :class:`~cmrqc_widgets.qc.metrics.Thresholds`).
     root : path, optional
         Data root for relative patient keys (see :func:`list_patients`).
 
@@ -333,7 +333,7 @@ def suspicion_order(rows: Iterable[Any]) -> list[str]:
     """Patients, most suspicious first (ties keep their order in ``rows``).
 
     ``rows`` are metrics rows (dicts, from :func:`read_metrics` or ``CaseReport.rows()``),
-    :class:`~cmrqc_widgets.metrics.CaseReport` objects, or a pandas DataFrame. A patient's
+    :class:`~cmrqc_widgets.qc.metrics.CaseReport` objects, or a pandas DataFrame. A patient's
     score is its ``case_suspicion`` (every failed check once), else its highest row score.
     """
     scores: dict[str, float] = {}

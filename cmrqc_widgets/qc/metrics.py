@@ -1,7 +1,7 @@
 """Automatic checks of one case: volumes, ejection fraction and sanity rules, as plain data.
 
 Everything here takes numpy label arrays indexed ``[slice, row, col]`` (the display
-orientation of :mod:`cmrqc_widgets.cases`), the voxel spacing in millimetres along those
+orientation of :mod:`cmrqc_widgets.cases.reader`), the voxel spacing in millimetres along those
 axes, and a ``label_map`` (structure name -> label value), and returns frozen dataclasses.
 
 Each failed rule is a :class:`Check` with a weight; the suspicion score of a phase is the
@@ -466,7 +466,7 @@ def metrics_for_patient(
     patient_dir : path
         The patient folder.
     layout : str or Layout, optional
-        File layout (default: detected, see :func:`cmrqc_widgets.layouts.get_layout`).
+        File layout (default: detected, see :func:`cmrqc_widgets.cases.layouts.get_layout`).
     thresholds : Thresholds, optional
     patient : str, optional
         Name in the report (e.g. the dataset key); defaults to ``str(patient_dir)``.

@@ -1,7 +1,7 @@
 """Slices to pixels: window/level, structure colours, long-axis reformats, zoom and PNG bytes.
 
 Pure functions, numpy in and numpy or PNG bytes out; no matplotlib, no widgets. Volumes are
-indexed ``[slice, row, col]`` (the display orientation of :mod:`cmrqc_widgets.cases`):
+indexed ``[slice, row, col]`` (the display orientation of :mod:`cmrqc_widgets.cases.reader`):
 
 - ``"sa"`` (short axis) shows ``volume[index]``, rows down and columns across;
 - ``"hla"`` (horizontal long axis) shows ``volume[:, index, :]``, slices down and columns across;
@@ -310,7 +310,8 @@ def render_slice_pngs(
     Parameters
     ----------
     case : Case
-        Anything with ``image``, ``labels``, ``spacing`` and ``label_map`` (see :mod:`cmrqc_widgets.cases`).
+        Anything with ``image``, ``labels``, ``spacing`` and ``label_map``
+        (see :mod:`cmrqc_widgets.cases.reader`).
     index : int
         Slice number in ``view`` (``0 .. view_length(case.image.shape, view) - 1``).
     view : str

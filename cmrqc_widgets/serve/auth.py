@@ -15,7 +15,7 @@ file without it reads as before. Every write of
 replaces the old file atomically: a crash never leaves a truncated credentials file.
 
 This module is pure logic (standard library and :mod:`filelock`); the JupyterHub authenticator
-in :mod:`cmrqc_widgets.hub` and the ``cmrqc user`` commands build on it.
+in :mod:`cmrqc_widgets.serve.hub` and the ``cmrqc user`` commands build on it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Use it from ``jupyterhub_config.py`` (``voila_config/jupyterhub_config.py`` does)::
 
-    c.JupyterHub.authenticator_class = "cmrqc_widgets.hub.CMRQCAuthenticator"
+    c.JupyterHub.authenticator_class = "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
     c.CMRQCAuthenticator.data_root = "/srv/cmrqc"      # default: $CMRQC_ROOT
 
 Passwords are checked against the salted hashes written by ``cmrqc user add``; the file is

@@ -1,8 +1,8 @@
 """The decision store: each reviewer's dataset files, in the old app's format, never losing a save.
 
 ``QCStore(root, user)`` is the reviewer's folder ``<root>/users/<user>/``; each ``*.json`` in it
-is a dataset file in the old app's format (:mod:`cmrqc_widgets.export`), with its journal and
-watermark beside it (:mod:`cmrqc_widgets.journal`).
+is a dataset file in the old app's format (:mod:`cmrqc_widgets.store.fileformat`), with its journal and
+watermark beside it (:mod:`cmrqc_widgets.store.journal`).
 
 How a save stays fast at 100,000 patients without giving up a guarantee:
 

@@ -1,6 +1,6 @@
 """How a dataset's files on disk stay whole: the journal, the watermark and the dataset file rewrite.
 
-Beside ``<name>.json`` (the old app's format, :mod:`cmrqc_widgets.export`):
+Beside ``<name>.json`` (the old app's format, :mod:`cmrqc_widgets.store.fileformat`):
 
 - ``<stem>.history.jsonl``, the **journal**: one self-contained JSON line per save, appended under
   its lock ``<stem>.history.jsonl.lock`` and fsynced before the save returns; never rewritten::

@@ -7,7 +7,7 @@ structure codes), and the JavaScript side (``slice_viewer.js``) paints slices, r
 window/level and zoom from memory. The kernel stays the source of truth: every setting is a synced
 trait, so key handlers and tests change ``slice_index``, ``view`` or ``alpha`` without a browser.
 
-Arrays are indexed ``[slice, row, col]`` in display orientation (see ``cmrqc_widgets.cases``).
+Arrays are indexed ``[slice, row, col]`` in display orientation (see ``cmrqc_widgets.cases.reader``).
 """
 
 from __future__ import annotations

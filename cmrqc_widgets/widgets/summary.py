@@ -1,6 +1,6 @@
 """What the metrics strip shows of one patient: volumes, EF, mass and failed checks, as plain data.
 
-:class:`CaseSummary` is built from a :class:`~cmrqc_widgets.metrics.CaseReport` (measured here)
+:class:`CaseSummary` is built from a :class:`~cmrqc_widgets.qc.metrics.CaseReport` (measured here)
 or from a patient's rows of a metrics CSV written by ``cmrqc metrics``; both give the same
 figures and the same failed checks.
 """
@@ -56,7 +56,7 @@ class CaseSummary:
 
     @classmethod
     def from_report(cls, report: CaseReport) -> CaseSummary:
-        """Summary of a :class:`~cmrqc_widgets.metrics.CaseReport`."""
+        """Summary of a :class:`~cmrqc_widgets.qc.metrics.CaseReport`."""
         ed, es = report.phases.get("ED"), report.phases.get("ES")
 
         def volume(pm: Any, structure: str) -> float | None:

@@ -5,8 +5,8 @@ Where the numbers come from
 - **The metrics strip** of the current patient: both phases measured in a background thread the
   first time the patient is shown, and kept for the session. The phases come from the review
   screen's case cache, where the prefetch has put them anyway, and go through
-  :func:`cmrqc_widgets.metrics.case_metrics`; when a phase cannot be read,
-  :func:`cmrqc_widgets.metrics.metrics_for_patient` names the failure in its own words. A patient
+  :func:`cmrqc_widgets.qc.metrics.case_metrics`; when a phase cannot be read,
+  :func:`cmrqc_widgets.qc.metrics.metrics_for_patient` names the failure in its own words. A patient
   switch never waits for it: the strip says "measuring…" and fills a moment later.
 - **Suspicion of the whole dataset** (the order "most suspicious first" and the filter "flagged"):
   read from ``<dataset stem>.metrics.csv`` next to the dataset file in the reviewer's folder
