@@ -171,3 +171,22 @@ def test_assign_from_the_lead_view_never_overwrites(team, lead):
     assert QCStore(team, "ann").open("pilot.json").get(got["ann"][0], "ED").decision == "reject"
     with pytest.raises(CmrqcError, match="reviewers of the team"):
         lead.state.assign("pilot.json", ("../etc",), "10%", 0)
+
+
+def test_a_re_read_with_nothing_changed_redraws_nothing(team, lead, monkeypatch):
+    """Re-reading unchanged files only updates the "read at" time: nothing is redrawn, the selection stays."""
+    from cmrqc_widgets.widgets import lead as lead_module
+
+    decide(team, "ann", "ED", ["accept"])
+    decide(team, "ben", "ED", ["reject"])
+    decide(team, "cat", "ED", ["accept"])
+    lead.refresh_button.click()
+    lead.queue.value = 0
+    drawn = []
+    draw = lead_module.confusion_png
+    monkeypatch.setattr(lead_module, "confusion_png", lambda pair: drawn.append(pair) or draw(pair))
+    lead.refresh_button.click()
+    assert drawn == [] and lead.queue.value == 0
+    decide(team, "cat", "ES", ["accept"])
+    lead.refresh_button.click()
+    assert len(drawn) == 1 and "2 of" in lead.progress.value and lead.queue.value == 0

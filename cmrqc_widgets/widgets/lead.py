@@ -123,7 +123,8 @@ class LeadWidget(VBox):
         self.assign_button.on_click(guard(lambda _: self.assign()))
         self.dataset_dropdown.observe(guard(self._choose_dataset), "value")
         self.pair_dropdown.observe(guard(lambda _: self._show_heatmap()), "value")
-        st.observe(guard(lambda _: self._show_status()), ["status", "read_at"])
+        st.observe(guard(lambda _: self._show_status()), "status")  # only when a file changed
+        st.observe(guard(lambda _: self._show_read_at()), "read_at")
         st.observe(guard(lambda c: setattr(self.banner, "value", self._sentence(c.new))), "error")
         st.observe(guard(lambda c: setattr(self.notice, "value", html.escape(c.new))), "notice")
 
@@ -229,9 +230,13 @@ class LeadWidget(VBox):
         self.assign_source.options = self.state.own_datasets()
         self.assign_users.options = team_members(self.state.root)
 
+    def _show_read_at(self) -> None:
+        read = html.escape(self.state.read_at)
+        self.read_label.value = f"<small>read {read}</small>" if self.state.status else ""
+
     def _show_status(self) -> None:
         status = self.state.status
-        self.read_label.value = f"<small>read {html.escape(self.state.read_at)}</small>" if status else ""
+        self._show_read_at()
         if status is None:
             self.progress.value = self.agreement.value = ""
             self.queue.options = []
