@@ -152,3 +152,16 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
             assert (row["consensus"], row["adjudicated_by"]) == (lead_decision, "lee")
             assert finals[Path(row["patient"]).name] == lead_decision
     assert sum(r["consensus_source"] == "lead" for r in rows) == 2
+
+
+def test_a_reviewer_opening_the_lead_notebook_gets_one_sentence(study, start_voila, new_page, shot):
+    """Served to a reviewer, the lead's notebook shows one sentence refusing it and no one's decisions."""
+    url = start_voila(study, "ben", "lead.ipynb")
+    page = new_page()
+    page.goto(url, wait_until="commit")
+    banner = page.locator(".cmrqc-banner").first
+    banner.wait_for(state="visible", timeout=120_000)
+    assert banner.inner_text().startswith("ben is not a lead")
+    shot(page, "refused", full_page=True)
+    body = page.locator("body").inner_text()
+    assert "decided" not in body and "ann" not in body and page.locator(".cmrqc-progress").count() == 0
