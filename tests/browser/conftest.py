@@ -304,6 +304,39 @@ def start_voila() -> Iterator[Callable[..., str]]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def start_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], str]]:
+    """``start_hub(root)`` runs JupyterHub with our config (trial spawner) on ``root``; returns its URL.
+
+    Every hub started is stopped at the end of the module.
+    """
+    pytest.importorskip("jupyterhub")
+    import shutil
+
+    if shutil.which("configurable-http-proxy") is None:
+        pytest.skip("configurable-http-proxy is not on PATH (npm install -g configurable-http-proxy)")
+    from cmrqc_widgets.serve.voila import hub_environment, shipped_dir
+
+    servers: list[Server] = []
+
+    def start(root: Path) -> str:
+        state = tmp_path_factory.mktemp("hub-state")
+        port = free_port()
+        env = hub_environment(root, port=port, ip="127.0.0.1", state=state)
+        env.update(CMRQC_HUB_API_PORT=str(free_port()), CMRQC_PROXY_API_PORT=str(free_port()))
+        env.pop("JUPYTERHUB_USER", None)
+        config = shipped_dir("voila_config") / "jupyterhub_config.py"
+        argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+        server = Server(f"jupyterhub-{root.name}", argv, env, cwd=state).start()
+        servers.append(server)
+        server.wait_for_url(f"http://127.0.0.1:{port}/hub/api", timeout=90, ok=lambda s: s == 200)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @dataclass
 class HubServer:
     """A running JupyterHub with our config; ``passwords`` maps each reviewer to their password."""

@@ -1,10 +1,11 @@
-"""The lead's view in real Chromium, beside a reviewer's dashboard, both served by Voilà.
+"""The lead's view in real Chromium, beside reviewers' dashboards, served by Voilà and through JupyterHub.
 
-Three reviewers decide (ann in her dashboard in the browser; ben and cat through the same store API
-their dashboards use), some disagreeing; the lead's page shows their progress and kappa without a
-click, the lead adjudicates both disagreements there, and the report's rows match the files.
-Served by plain Voilà (`cmrqc serve` / `cmrqc serve --lead`): the hub rework of issue 11 had not
-landed when this was written. Screenshots in ``test-artifacts/<test>/``.
+Three reviewers decide, some disagreeing; the lead's page shows their progress and kappa without a
+click, the lead adjudicates both disagreements there, and the report's rows match the files. Once
+with plain Voilà (`cmrqc serve` / `cmrqc serve --lead`; ann in her dashboard, ben and cat through the
+store API their dashboards use), once through the hub (`cmrqc hub`; every reviewer logs in and decides
+in their dashboard, the lead opens ``lead.ipynb`` on their own server). Screenshots in
+``test-artifacts/<test>/``.
 """
 
 from __future__ import annotations
@@ -165,3 +166,148 @@ def test_a_reviewer_opening_the_lead_notebook_gets_one_sentence(study, start_voi
     shot(page, "refused", full_page=True)
     body = page.locator("body").inner_text()
     assert "decided" not in body and "ann" not in body and page.locator(".cmrqc-progress").count() == 0
+
+
+def decision(page, word: str):
+    """The dashboard's decision button for ``word`` ("Reject (R)", with a check icon when active)."""
+    label = "fine-tune" if word == "finetune" else word
+    return page.get_by_role("button", name=re.compile(rf"\b{label} \(", re.IGNORECASE)).first
+
+
+def saved(root: Path, user: str, patient: str, phase: str = "ED") -> str | None:
+    """``user``'s decision on disk (file and journal), read without writing anything."""
+    from cmrqc_widgets.store import QCStore
+    from cmrqc_widgets.store.snapshot import read_snapshot
+
+    return read_snapshot(QCStore(root, user).path("study.json")).decisions[patient][phase].decision
+
+
+def log_in(page, hub_url: str, user: str) -> None:
+    """Log in to the hub as ``user`` and wait for their dashboard's decision buttons."""
+    page.goto(f"{hub_url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", f"{user}-pw")
+    page.click("#login_submit", no_wait_after=True)
+    decision(page, "reject").wait_for(state="visible", timeout=180_000)
+
+
+def check_report(root: Path, rows: list[dict[str, str]], patients: list[str]) -> None:
+    """Every report row holds what the reviewers' files and the consensus file say."""
+    from cmrqc_widgets.store import QCStore, read_dataset_file
+    from cmrqc_widgets.store.fileformat import parse_decision
+
+    files = {u: read_dataset_file(QCStore(root, u).path("study.json")) for u in TEAM}
+    final = read_dataset_file(QCStore(root, "lee").path("study.consensus.json"))
+    assert sorted((r["patient"], r["phase"]) for r in rows) == sorted(
+        (p, ph) for p in patients for ph in ("ED", "ES")
+    )
+    for row in rows:
+        field = f"{row['phase']}_Comments"
+        for user in TEAM:
+            mine = parse_decision(files[user][row["patient"]][field])
+            assert (row[user], row[f"{user}_comment"]) == (mine.decision or "", mine.comment)
+        lead = parse_decision(final[row["patient"]][field])
+        if lead.decision:
+            assert (row["consensus"], row["consensus_source"], row["adjudicated_by"]) == (
+                lead.decision,
+                "lead",
+                "lee",
+            )
+
+
+@pytest.fixture(scope="module")
+def hub_study(tmp_path_factory):
+    """Like ``study``, on a data root of its own for the hub."""
+    from cmrqc_widgets.demo import make_demo_cohort
+    from cmrqc_widgets.qc.team import assign
+    from cmrqc_widgets.serve.auth import add_user
+
+    root = tmp_path_factory.mktemp("hub-lead-root")
+    for name in (*TEAM, "lee"):
+        add_user(root, name, f"{name}-pw", lead=name == "lee")
+    make_demo_cohort(root, "lee", dataset="pilot.json", n_patients=3, shape=(64, 64, 6))
+    assign(root, "pilot.json", TEAM, overlap="100%", owner="lee", name="study.json")
+    return root
+
+
+def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, start_hub, new_page, shot):
+    """Through JupyterHub: three reviewers decide in their dashboards, the lead follows and adjudicates."""
+    from cmrqc_widgets.qc.report import read_report_csv
+    from cmrqc_widgets.qc.team import agreement
+    from cmrqc_widgets.store import QCStore, read_dataset_file
+
+    hub = start_hub(hub_study)
+    patients = list(read_dataset_file(QCStore(hub_study, "ann").path("study.json")))
+    lee = new_page()
+    log_in(lee, hub, "lee")
+    lee.goto(f"{hub}/user/lee/voila/render/lead.ipynb", wait_until="commit")
+    progress = lee.locator(".cmrqc-progress").first
+    wait_for(
+        lambda: progress.count() and "last active never" in progress.inner_text(), 120, "the lead's page"
+    )
+
+    plan = {"ann": ("reject", "accept"), "ben": ("accept", "accept"), "cat": ("reject", "finetune")}
+    for user, words in plan.items():
+        page = new_page()
+        log_in(page, hub, user)
+        for i, word in enumerate(words):
+            if i:
+                decision(page, "accept").hover()
+                page.keyboard.press("ArrowDown")
+                wait_for(
+                    lambda p=page, n=i + 1: (
+                        f"patient {n} of" in p.locator("text=/patient \\d+ of/").first.inner_text()
+                    )
+                )
+            decision(page, word).click()
+            done = f"{user}'s {word} saved"
+            wait_for(lambda u=user, k=i, w=word: saved(hub_study, u, patients[k]) == w, what=done)
+        shot(page, f"{user}-decided", full_page=True)
+        page.close()
+    last_save = time.monotonic()
+
+    def caught_up() -> bool:
+        text = progress.inner_text()
+        return all(  # reviewers on a loaded machine take minutes
+            re.search(rf"{u}\s+2 of 6 decided, last active (just now|\d+ min ago)", text) for u in TEAM
+        )
+
+    wait_for(caught_up, 30, "the lead's page to show every reviewer's decisions")
+    seen_after = time.monotonic() - last_save
+    print(f"\n[hub] the lead's page showed the last decision {seen_after:.1f} s after it was saved")
+    kappa = agreement(hub_study, "study.json", TEAM).phases["ED"].kappa
+    assert (
+        f"{'undefined' if kappa is None else f'{kappa:.2f}'} (Fleiss)"
+        in lee.locator(".cmrqc-agreement").first.inner_text()
+    )
+
+    queue = lee.locator(".cmrqc-queue select").first
+    wait_for(lambda: queue.locator("option").count() == 2, what="two disagreements")
+    consensus = QCStore(hub_study, "lee").path("study.consensus.json")
+    for index, word in enumerate(("reject", "finetune")):
+        queue.select_option(index=index)
+        lee.get_by_role("button", name="Open").click()
+        name = Path(patients[index]).name
+        wait_for(
+            lambda n=name: n in lee.locator(".cmrqc-side-by-side").first.inner_text(), what=f"{name} opened"
+        )
+        lee.locator(".cmrqc-final button", has_text=re.compile(rf"^{word}$")).click()
+        lee.get_by_role("button", name="Record final decision").click()
+        wait_for(lambda k=index, w=word: consensus.exists()
+                 and read_dataset_file(consensus)[patients[k]]["ED_Comments"].startswith(f"{w}:"),
+                 what=f"{name} recorded")  # fmt: skip
+    lee.get_by_role("button", name="Write report").click()
+    report = QCStore(hub_study, "lee").folder / "study.report.csv"
+    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 2, 60, "the report")
+    rows = read_report_csv(report)
+    check_report(hub_study, rows, patients)
+    assert sum(r["consensus_source"] == "lead" for r in rows) == 2
+    shot(lee, "lead-done", full_page=True)
+
+    # A reviewer asking their own server for the lead's notebook gets one sentence.
+    ann = new_page()
+    log_in(ann, hub, "ann")
+    ann.goto(f"{hub}/user/ann/voila/render/lead.ipynb", wait_until="commit")
+    banner = ann.locator(".cmrqc-banner").first
+    banner.wait_for(state="visible", timeout=120_000)
+    assert banner.inner_text().startswith("ann is not a lead") and ann.locator(".cmrqc-progress").count() == 0
