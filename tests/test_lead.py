@@ -252,3 +252,15 @@ def test_report_bad_input_says_one_sentence(judged, tmp_path, capsys):
     assert path.read_text() == "{broken"
     with pytest.raises(CmrqcError, match=r"No reviewer has a dataset file named nothing\.json"):
         read_team(root, "nothing.json")
+
+
+@pytest.mark.parametrize(("folder_mode", "file_mode"), [(0o700, 0o600), (0o750, 0o640)])
+def test_files_are_as_readable_as_their_folder(tmp_path, folder_mode, file_mode):
+    """A 0700 folder keeps its files 0600; a folder opened to the leads' group makes them group-readable."""
+    store = QCStore(tmp_path, "ann")
+    store.folder.mkdir(parents=True)
+    os.chmod(store.folder, folder_mode)
+    with store.create("study.json", ["/data/p1"]) as ds:
+        ds.save("/data/p1", "ED", "accept", "fine")
+    for path in (ds.path, ds.journal_path):
+        assert os.stat(path).st_mode & 0o777 == file_mode, path.name
