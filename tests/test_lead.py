@@ -264,3 +264,14 @@ def test_files_are_as_readable_as_their_folder(tmp_path, folder_mode, file_mode)
         ds.save("/data/p1", "ED", "accept", "fine")
     for path in (ds.path, ds.journal_path):
         assert os.stat(path).st_mode & 0o777 == file_mode, path.name
+
+
+def test_the_leads_source_file_is_not_a_review(tmp_path, cohort):
+    """`cmrqc assign` keeps the lead's file name: the lead's own source file is not counted as a reviewer."""
+    import shutil
+
+    (tmp_path / "users" / "lee").mkdir(parents=True)
+    shutil.copy(cohort / "users" / REVIEWER / "demo.json", tmp_path / "users" / "lee" / "demo.json")
+    assign(tmp_path, "demo.json", ["ann", "ben"], owner="lee")
+    assert read_team(tmp_path, "demo.json", lead="lee").reviewers == ("ann", "ben")
+    assert read_team(tmp_path, "demo.json").reviewers == ("ann", "ben", "lee")

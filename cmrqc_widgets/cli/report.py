@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     r.add_argument("--lead", metavar="NAME",
                    help="whose consensus to use (default: $JUPYTERHUB_USER, $CMRQC_USER, the OS user)")
     r.add_argument("--users", nargs="+", metavar="NAME",
-                   help="the reviewers (default: everyone with a file named DATASET)")
+                   help="the reviewers (default: everyone but the lead with a file named DATASET)")
     r.add_argument("--out", default=None, metavar="CSV", help="report CSV (default: <dataset>.report.csv)")
     r.add_argument("--html", default=None, metavar="HTML",
                    help="HTML summary with the figures (default: <dataset>.summary.html)")

@@ -211,7 +211,7 @@ def read_team(
     lead : str, optional
         Whose consensus dataset to read (none when omitted).
     reviewers : sequence of str, optional
-        Default: every team member with a file of that name (:func:`reviewers_of`).
+        Default: every team member with a file of that name (:func:`reviewers_of`) but the lead.
     cache : SnapshotCache, optional
         Re-read only the files that changed since the last call with this cache.
     """
@@ -219,7 +219,10 @@ def read_team(
 
     check_dataset_name(dataset)
     root_path = resolve_root(root)
-    users = list(reviewers) if reviewers is not None else reviewers_of(root_path, dataset)
+    if reviewers is not None:
+        users = list(reviewers)
+    else:  # the lead's own file of that name is the source `cmrqc assign` split, not a review
+        users = [u for u in reviewers_of(root_path, dataset) if u != lead]
     if not users:
         raise CmrqcError(f"No reviewer has a dataset file named {dataset} under {root_path / 'users'}.")
     cache = cache or SnapshotCache()
