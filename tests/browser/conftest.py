@@ -295,7 +295,7 @@ def start_voila() -> Iterator[Callable[..., str]]:
         server = Server(f"voila-{user}-{Path(notebook).stem}", argv, env, cwd=root).start()
         servers.append(server)
         url = f"http://127.0.0.1:{port}/"
-        server.wait_for_url(url + "voila/static/extension.js", timeout=90, ok=lambda s: True)
+        server.wait_for_url(url + "voila/static/extension.js", timeout=180, ok=lambda s: True)
         server.wait_until_idle(timeout=90)
         return url
 
@@ -329,7 +329,7 @@ def start_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Pa
         argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
         server = Server(f"jupyterhub-{root.name}", argv, env, cwd=state).start()
         servers.append(server)
-        server.wait_for_url(f"http://127.0.0.1:{port}/hub/api", timeout=90, ok=lambda s: s == 200)
+        server.wait_for_url(f"http://127.0.0.1:{port}/hub/api", timeout=180, ok=lambda s: s == 200)
         return f"http://127.0.0.1:{port}"
 
     yield start

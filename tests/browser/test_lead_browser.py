@@ -18,10 +18,13 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+LOAD_S = 400.0
+"""Seconds a page may take to render: 60-100 s were seen on this shared 2-core machine under load."""
+
 TEAM = ("ann", "ben", "cat")
 
 
-def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):
+def wait_for(predicate, timeout_s: float = 120.0, what: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; return it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -68,7 +71,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
     lead = new_page()
     lead.goto(lead_url, wait_until="commit")
     progress = lead.locator(".cmrqc-progress").first
-    wait_for(lambda: "last active never" in progress.inner_text(), 120, "the lead's progress table")
+    wait_for(lambda: progress.count() and "last active never" in progress.inner_text(), LOAD_S, "the lead")
     for user in TEAM:
         n, total = decided(study, user)
         assert re.search(rf"{user}\s+{n} of {total} decided, last active never", progress.inner_text())
@@ -78,7 +81,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
     ann = new_page()
     ann.goto(review_url, wait_until="commit")
     button = ann.get_by_role("button", name=re.compile(r"\breject \(", re.IGNORECASE)).first
-    button.wait_for(state="visible", timeout=120_000)
+    button.wait_for(state="visible", timeout=LOAD_S * 1000)
     button.click()
     patients = list(read_dataset_file(QCStore(study, "ann").path("study.json")))
     wait_for(lambda: QCStore(study, "ann").open("study.json").get(patients[0], "ED").decision == "reject")
@@ -99,7 +102,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
         text = progress.inner_text()
         return all(re.search(rf"{u}\s+2 of 8 decided, last active just now", text) for u in TEAM)
 
-    wait_for(caught_up, 30, "the lead's page to show the new decisions")
+    wait_for(caught_up, 60, "the lead's page to show the new decisions")
     seen_after = time.monotonic() - last_save
     print(f"\n[lead] progress and kappa on the lead's page {seen_after:.1f} s after the last save")
     kappa = agreement(study, "study.json", TEAM).phases["ED"].kappa
@@ -139,7 +142,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
     # The report: every row matches the files on disk.
     lead.get_by_role("button", name="Write report").click()
     report = QCStore(study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 2, 60, "the report")
+    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 2, 240, "report")
     rows = read_report_csv(report)
     files = {u: read_dataset_file(QCStore(study, u).path("study.json")) for u in TEAM}
     final = read_dataset_file(QCStore(study, "lee").path("study.consensus.json"))
@@ -161,7 +164,7 @@ def test_a_reviewer_opening_the_lead_notebook_gets_one_sentence(study, start_voi
     page = new_page()
     page.goto(url, wait_until="commit")
     banner = page.locator(".cmrqc-banner").first
-    banner.wait_for(state="visible", timeout=120_000)
+    banner.wait_for(state="visible", timeout=LOAD_S * 1000)
     assert banner.inner_text().startswith("ben is not a lead")
     shot(page, "refused", full_page=True)
     body = page.locator("body").inner_text()
@@ -188,7 +191,7 @@ def log_in(page, hub_url: str, user: str) -> None:
     page.fill("#username_input", user)
     page.fill("#password_input", f"{user}-pw")
     page.click("#login_submit", no_wait_after=True)
-    decision(page, "reject").wait_for(state="visible", timeout=180_000)
+    decision(page, "reject").wait_for(state="visible", timeout=LOAD_S * 1000)
 
 
 def check_report(root: Path, rows: list[dict[str, str]], patients: list[str]) -> None:
@@ -243,7 +246,7 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
     lee.goto(f"{hub}/user/lee/voila/render/lead.ipynb", wait_until="commit")
     progress = lee.locator(".cmrqc-progress").first
     wait_for(
-        lambda: progress.count() and "last active never" in progress.inner_text(), 120, "the lead's page"
+        lambda: progress.count() and "last active never" in progress.inner_text(), LOAD_S, "the lead's page"
     )
 
     plan = {"ann": ("reject", "accept"), "ben": ("accept", "accept"), "cat": ("reject", "finetune")}
@@ -272,7 +275,7 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
             re.search(rf"{u}\s+2 of 6 decided, last active (just now|\d+ min ago)", text) for u in TEAM
         )
 
-    wait_for(caught_up, 30, "the lead's page to show every reviewer's decisions")
+    wait_for(caught_up, 60, "the lead's page to show every reviewer's decisions")
     seen_after = time.monotonic() - last_save
     print(f"\n[hub] the lead's page showed the last decision {seen_after:.1f} s after it was saved")
     kappa = agreement(hub_study, "study.json", TEAM).phases["ED"].kappa
@@ -298,7 +301,7 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
                  what=f"{name} recorded")  # fmt: skip
     lee.get_by_role("button", name="Write report").click()
     report = QCStore(hub_study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 2, 60, "the report")
+    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 2, 240, "the report")
     rows = read_report_csv(report)
     check_report(hub_study, rows, patients)
     assert sum(r["consensus_source"] == "lead" for r in rows) == 2
@@ -309,5 +312,5 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
     log_in(ann, hub, "ann")
     ann.goto(f"{hub}/user/ann/voila/render/lead.ipynb", wait_until="commit")
     banner = ann.locator(".cmrqc-banner").first
-    banner.wait_for(state="visible", timeout=120_000)
+    banner.wait_for(state="visible", timeout=LOAD_S * 1000)
     assert banner.inner_text().startswith("ann is not a lead") and ann.locator(".cmrqc-progress").count() == 0
