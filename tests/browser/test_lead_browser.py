@@ -233,6 +233,7 @@ def hub_study(tmp_path_factory):
     return root
 
 
+@pytest.mark.timeout(1800)  # four users' servers start one after another: 6 min idle, 15+ min under load
 def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, start_hub, new_page, shot):
     """Through JupyterHub: three reviewers decide in their dashboards, the lead follows and adjudicates."""
     from cmrqc_widgets.qc.report import read_report_csv
