@@ -19,6 +19,9 @@ PHASES: tuple[str, ...] = ("ED", "ES")
 DECISIONS: tuple[str, ...] = ("accept", "reject", "finetune", "unclassified")
 """The four mutually exclusive decisions, in their canonical (on-disk) spelling."""
 
+MAX_COMMENT = 10_000
+"""Longest comment saved, in characters (a browser could otherwise send megabytes)."""
+
 NO_DECISION = "none"
 """Key used in statistics and exports for a case with no decision yet."""
 
@@ -75,10 +78,14 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def resolve_user(user: str | None = None) -> str:
-    """Reviewer: ``user`` if given, else ``$JUPYTERHUB_USER``, else ``$CMRQC_USER``, else the OS user."""
+    """Reviewer: ``user`` if given, else ``$JUPYTERHUB_USER``, else ``$CMRQC_USER``, else the OS user.
+
+    An explicit empty name is refused, never taken as "whoever runs this".
+    """
     chosen = (
         user
-        or os.environ.get("JUPYTERHUB_USER")
+        if user is not None
+        else os.environ.get("JUPYTERHUB_USER")
         or os.environ.get("CMRQC_USER")
         or getpass.getuser()
     )

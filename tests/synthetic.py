@@ -64,6 +64,19 @@ def write_nifti(path: Path, data: np.ndarray, spacing=(1.8, 1.8, 8.0), affine=No
     return path
 
 
+def sign(image: np.ndarray, stripes: int) -> np.ndarray:
+    """Mark ``image`` (x, y, z) with ``stripes`` bright bars across its first and last 3 y rows.
+
+    The bars (3 voxels wide, 3 apart, along x) lie outside the phantom's heart, so they are
+    unlabelled and show in grey whatever the overlay: counting them on screen names the patient.
+    """
+    marked = image.copy()
+    for k in range(stripes):
+        for band in (slice(0, 3), slice(image.shape[1] - 3, None)):
+            marked[1 + 6 * k : 4 + 6 * k, band, :] = 1000.0
+    return marked
+
+
 def write_case(
     patient_dir: Path,
     layout: str = "4dsegment",
@@ -71,12 +84,19 @@ def write_case(
     shape: tuple[int, int, int] = (40, 32, 6),
     spacing: tuple[float, float, float] = (1.8, 1.8, 8.0),
     labels_dtype=np.uint8,
+    affine: np.ndarray | None = None,
+    stripes: int = 0,
 ) -> Path:
-    """Write both phases of one phantom patient in the file naming of ``layout``; return the folder."""
+    """Write both phases of one phantom patient in the file naming of ``layout``; return the folder.
+
+    ``affine`` (instead of ``spacing``) gives the files another orientation; ``stripes`` marks the
+    image with that many bright bars (see :func:`sign`).
+    """
     label_map = LABELS[layout]
     patient_dir.mkdir(parents=True, exist_ok=True)
     for i, phase in enumerate(("ED", "ES")):
         image, labels = phantom(shape, label_map=label_map, lv_radius=6.0 - 2 * i, seed=i)
+        image = sign(image, stripes) if stripes else image
         labels = labels.astype(labels_dtype)
         if layout == "4dsegment":
             names = (f"lvsa_SR_{phase}.nii.gz", f"seg_lvsa_SR_{phase}.nii.gz")
@@ -86,11 +106,20 @@ def write_case(
             frame = 1 if phase == "ED" else 12
             stem = f"{patient_dir.name}_frame{frame:02d}"
             names = (f"{stem}.nii.gz", f"{stem}_gt.nii.gz")
-        write_nifti(patient_dir / names[0], image, spacing)
-        write_nifti(patient_dir / names[1], labels, spacing)
+        write_nifti(patient_dir / names[0], image, spacing, affine)
+        write_nifti(patient_dir / names[1], labels, spacing, affine)
     if layout == "acdc":
         (patient_dir / "Info.cfg").write_text("ED: 1\nES: 12\nGroup: NOR\nHeight: 180.0\n")
     return patient_dir
+
+
+def write_dataset(root: Path, folders: list[Path], user: str = REVIEWER, name: str = "cohort.json") -> Path:
+    """A dataset file of ``user`` under ``root`` listing ``folders`` (no decisions yet)."""
+    folder = root / "users" / user
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps({str(f): {"ED_Comments": "", "ES_Comments": ""} for f in folders}))
+    return path
 
 
 def on_disk(owner, name: str = "demo.json") -> dict:
@@ -105,3 +134,51 @@ def raw(folder: Path, name: str) -> dict:
     """The JSON file ``folder/name``, parsed."""
     with open(folder / name, encoding="utf-8") as f:
         return json.load(f)
+
+
+def write_dicom_cine(
+    folder: Path, *, slices: int = 4, frames: int = 3, patient_id: str = "PAT-0042", series_number: int = 7
+) -> np.ndarray:
+    """A short-axis cine series as a scanner writes it (needs pydicom); its pixels [frame, slice, row, col].
+
+    Oblique short-axis plane, 1.5 x 1.25 mm pixels, 8 mm between slices; the middle of the image
+    darkens from frame to frame, as a contracting heart does.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    row_dir, col_dir = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(0.3), -np.sin(0.3)])
+    normal = np.cross(row_dir, col_dir)
+    series_uid, study_uid = generate_uid(), generate_uid()
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(100, 200, size=(frames, slices, 12, 10)).astype(np.int16)
+    for f in range(frames):
+        pixels[f, :, 3:9, 3:7] += 600 - 150 * f
+    for number, (f, k) in enumerate(np.ndindex(frames, slices)):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = MRImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = MRImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.PatientID, ds.StudyDate, ds.SeriesNumber = patient_id, "20240131", series_number
+        ds.Manufacturer, ds.ManufacturerModelName, ds.MagneticFieldStrength = "GE", "Signa HDx", 1.5
+        ds.SeriesDescription = "FIESTA CINE SAX"
+        ds.InstanceNumber = number + 1
+        ds.TriggerTime = 40.0 * f
+        ds.ImageOrientationPatient = [*row_dir, *col_dir]
+        ds.ImagePositionPatient = list(np.array([10.0, -20.0, 30.0]) + k * 8.0 * normal)
+        ds.PixelSpacing = [1.5, 1.25]
+        ds.Rows, ds.Columns = pixels.shape[2:]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.PixelData = pixels[f, k].tobytes()
+        ds.save_as(folder / f"IM{number:04d}.dcm", enforce_file_format=True)
+    return pixels

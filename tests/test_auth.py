@@ -10,7 +10,6 @@ import pytest
 
 from cmrqc_widgets.errors import AuthError, InvalidNameError
 from cmrqc_widgets.serve.auth import (
-    LoginThrottle,
     add_user,
     check_login,
     hash_password,
@@ -19,6 +18,7 @@ from cmrqc_widgets.serve.auth import (
     migrate_users,
     verify_password,
 )
+from cmrqc_widgets.serve.throttle import LoginThrottle
 
 
 class FakeClock:
@@ -82,7 +82,7 @@ def test_add_user_stores_only_a_hash(tmp_path):
 
 def test_add_user_creates_private_folder_and_file(tmp_path):
     """The reviewer's folder is created with mode 0700 and users.json is 0600."""
-    add_user(tmp_path, "alice", "pw")
+    add_user(tmp_path, "alice", "pw-long-enough")
     folder = tmp_path / "users" / "alice"
     assert folder.is_dir()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -91,13 +91,13 @@ def test_add_user_creates_private_folder_and_file(tmp_path):
 
 def test_add_user_keeps_others_and_replaces_password(tmp_path):
     """Adding a second user keeps the first; adding an existing user sets a new password."""
-    add_user(tmp_path, "alice", "one")
-    add_user(tmp_path, "bob", "two")
-    add_user(tmp_path, "alice", "three")
+    add_user(tmp_path, "alice", "first-pass-1")
+    add_user(tmp_path, "bob", "second-pass-2")
+    add_user(tmp_path, "alice", "third-pass-3")
     assert list(load_users(tmp_path)) == ["alice", "bob"]
-    assert check_login(tmp_path, "alice", "three")
-    assert not check_login(tmp_path, "alice", "one")
-    assert check_login(tmp_path, "bob", "two")
+    assert check_login(tmp_path, "alice", "third-pass-3")
+    assert not check_login(tmp_path, "alice", "first-pass-1")
+    assert check_login(tmp_path, "bob", "second-pass-2")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -107,7 +107,7 @@ def test_plaintext_file_refused_with_migrate_hint(tmp_path):
     with pytest.raises(AuthError, match=r"plaintext.*cmrqc user migrate"):
         load_users(tmp_path)
     with pytest.raises(AuthError, match="cmrqc user migrate"):
-        add_user(tmp_path, "bob", "pw")
+        add_user(tmp_path, "bob", "pw-long-enough")
     with pytest.raises(AuthError, match=r"users\.json"):
         check_login(tmp_path, "alice", "password")
 
@@ -154,7 +154,7 @@ def test_corrupt_file_refused_and_untouched(tmp_path):
     with pytest.raises(AuthError, match=r"users\.json is not valid JSON"):
         load_users(tmp_path)
     with pytest.raises(AuthError, match="not valid JSON"):
-        add_user(tmp_path, "bob", "pw")
+        add_user(tmp_path, "bob", "pw-long-enough")
     with pytest.raises(AuthError, match="not valid JSON"):
         migrate_users(tmp_path)
     assert path.read_bytes() == before
@@ -171,7 +171,7 @@ def test_wrong_shape_refused(tmp_path):
 def test_hostile_names_refused(tmp_path, name):
     """add_user refuses names that could leave the data root or are malformed; nothing is written."""
     with pytest.raises(InvalidNameError, match="not allowed"):
-        add_user(tmp_path, name, "pw")
+        add_user(tmp_path, name, "pw-long-enough")
     assert not (tmp_path / "users.json").exists()
 
 
@@ -188,51 +188,76 @@ def test_migrate_refuses_hostile_legacy_name(tmp_path):
 def test_default_root_from_environment(tmp_path, monkeypatch):
     """With no root given, CMRQC_ROOT decides where users.json lives."""
     monkeypatch.setenv("CMRQC_ROOT", os.fspath(tmp_path))
-    add_user(None, "alice", "pw")
+    add_user(None, "alice", "pw-long-enough")
     assert (tmp_path / "users.json").exists()
     assert set(load_users()) == {"alice"}
 
 
-def test_throttle_locks_after_max_failures():
-    """After max_failures failures within the window the user is locked; others are not."""
+def test_throttle_backs_off_exponentially_per_user_and_address():
+    """After max_failures a (user, address) waits 30 s, 60 s, 120 s ... up to the lockout; others do not."""
     clock = FakeClock()
-    throttle = LoginThrottle(max_failures=3, window=60, lockout=300, clock=clock)
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=300, clock=clock)
     for _ in range(2):
-        throttle.failure("alice")
-        assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    assert throttle.is_locked("alice")
-    assert throttle.remaining("alice") == pytest.approx(300)
-    assert not throttle.is_locked("bob")
+        throttle.failure("alice", "10.0.0.9")
+        assert throttle.wait("alice", "10.0.0.9") == 0
+    waits = []
+    for _ in range(5):
+        throttle.failure("alice", "10.0.0.9")
+        waits.append(throttle.wait("alice", "10.0.0.9"))
+    assert waits == [30, 60, 120, 240, 300]
+    assert throttle.wait("bob", "10.0.0.9") == 0  # another user from there is not blocked
+    assert throttle.wait("alice", "10.0.0.1") <= 60  # elsewhere, alice waits at most user_delay
 
 
-def test_throttle_releases_after_lockout():
-    """A locked-out user is let in again once the lockout has passed."""
+def test_a_stranger_cannot_lock_a_reviewer_out():
+    """Guesses from strangers' addresses delay alice a minute at most, and not at all where she logged in."""
     clock = FakeClock()
-    throttle = LoginThrottle(max_failures=2, window=60, lockout=300, clock=clock)
-    throttle.failure("alice")
-    throttle.failure("alice")
-    clock.now += 299
-    assert throttle.is_locked("alice")
-    clock.now += 2
-    assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=900, clock=clock)
+    throttle.success("alice", "10.0.0.1")  # her usual computer
+    for i in range(50):
+        throttle.failure("alice", f"192.0.2.{i % 5}")
+    assert throttle.wait("alice", "10.0.0.1") == 0
+    assert 0 < throttle.wait("alice", "10.0.0.2") <= 60
+    clock.now += 61
+    assert throttle.wait("alice", "10.0.0.2") == 0
+    assert throttle.wait("alice", "192.0.2.1") > 60  # the guessing addresses stay slowed down
+
+
+def test_one_address_guessing_many_names_is_slowed():
+    """An address failing for many different names waits too, though no single name reached the limit."""
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=3, window=600, lockout=900, clock=clock)
+    for i in range(12):
+        throttle.failure(f"user{i}", "192.0.2.7")
+    assert throttle.wait("someone-else", "192.0.2.7") >= 30
+    assert throttle.wait("someone-else", "192.0.2.8") == 0
+
+
+def test_throttle_survives_a_restart(tmp_path):
+    """The book is kept in a 0600 file: a new throttle (a restarted hub) still makes the guesser wait."""
+    clock = FakeClock()
+    book = tmp_path / "login-throttle.json"
+    first = LoginThrottle(max_failures=2, window=600, lockout=900, path=book, clock=clock)
+    first.failure("alice", "192.0.2.7")
+    first.failure("alice", "192.0.2.7")
+    assert stat.S_IMODE(book.stat().st_mode) == 0o600
+    restarted = LoginThrottle(max_failures=2, window=600, lockout=900, path=book, clock=clock)
+    assert restarted.wait("alice", "192.0.2.7") == pytest.approx(30)
 
 
 def test_throttle_forgets_failures_outside_window_and_on_success():
-    """Failures older than the window do not count, and a success clears the count."""
+    """Failures older than the window do not count, and a success clears the pair's count."""
     clock = FakeClock()
     throttle = LoginThrottle(max_failures=3, window=60, lockout=300, clock=clock)
-    throttle.failure("alice")
-    throttle.failure("alice")
+    throttle.failure("alice", "a")
+    throttle.failure("alice", "a")
     clock.now += 61
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
-    throttle.failure("alice")
-    throttle.success("alice")
-    throttle.failure("alice")
-    assert not throttle.is_locked("alice")
+    throttle.failure("alice", "a")
+    assert throttle.wait("alice", "a") == 0
+    throttle.failure("alice", "a")
+    throttle.success("alice", "a")
+    throttle.failure("alice", "a")
+    assert throttle.wait("alice", "a") == 0
 
 
 def test_throttle_rejects_nonsense_limit():
@@ -258,31 +283,31 @@ def login(authenticator, name, password):
 
 def test_authenticator_accepts_right_password_only(tmp_path):
     """The hub authenticator returns the name for the right password and None otherwise."""
-    add_user(tmp_path, "alice", "pw-alice")
+    add_user(tmp_path, "alice", "pw-for-her-1")
     auth = make_authenticator(tmp_path)
-    assert login(auth, "alice", "pw-alice") == "alice"
+    assert login(auth, "alice", "pw-for-her-1") == "alice"
     assert login(auth, "alice", "wrong") is None
-    assert login(auth, "nobody", "pw-alice") is None
-    assert login(auth, "../alice", "pw-alice") is None
+    assert login(auth, "nobody", "pw-for-her-1") is None
+    assert login(auth, "../alice", "pw-for-her-1") is None
 
 
 def test_authenticator_sees_new_users_without_restart(tmp_path):
     """A reviewer added while the hub runs can log in at once and is allowed."""
     auth = make_authenticator(tmp_path)
     assert not auth.check_allowed("bob")
-    add_user(tmp_path, "bob", "pw-bob")
-    assert login(auth, "bob", "pw-bob") == "bob"
+    add_user(tmp_path, "bob", "pw-for-him-2")
+    assert login(auth, "bob", "pw-for-him-2") == "bob"
     assert auth.check_allowed("bob")
     assert not auth.check_allowed("carol")
 
 
 def test_authenticator_locks_out_after_failures(tmp_path, caplog):
     """After max_failures wrong passwords even the right one is refused, and the log says why."""
-    add_user(tmp_path, "alice", "pw-alice")
+    add_user(tmp_path, "alice", "pw-for-her-1")
     auth = make_authenticator(tmp_path, max_failures=3, lockout_seconds=600)
     for _ in range(3):
         assert login(auth, "alice", "guess") is None
-    assert login(auth, "alice", "pw-alice") is None
+    assert login(auth, "alice", "pw-for-her-1") is None
     assert "locked out" in caplog.text
     assert login(auth, "bob", "anything") is None
 
@@ -309,3 +334,39 @@ def test_authenticator_default_root_from_environment(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CMRQC_ROOT", str(tmp_path))
     assert CMRQCAuthenticator().data_root == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short-pw", "too short"),
+        ("", "too short"),
+        ("1234567890", "most common"),
+        ("Password123", "most common"),
+        ("alice-is-me-2024", "contains the user name"),
+    ],
+)
+def test_weak_passwords_are_refused(tmp_path, password, reason):
+    """Short, common or name-containing passwords are refused in one sentence; nothing is stored."""
+    with pytest.raises(AuthError, match="nothing was stored"):
+        add_user(tmp_path, "alice", password)
+    assert not (tmp_path / "users.json").exists()
+
+
+def test_login_time_does_not_tell_who_exists(tmp_path):
+    """An empty password for a known user, an unknown user and a wrong password all cost one scrypt check."""
+    import time
+
+    add_user(tmp_path, "alice", "correct-horse-1")
+
+    def median(name: str, password: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert not check_login(tmp_path, name, password)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[2]
+
+    wrong = median("alice", "wrong-password")
+    for name, password in (("alice", ""), ("nobody", ""), ("nobody", "wrong-password")):
+        assert median(name, password) > wrong / 3, (name, password)

@@ -81,7 +81,8 @@ def test_uncompressed_nii_loads(tmp_path: Path) -> None:
     case = load_case(tmp_path / "p", "ED")
     assert case.layout == "ukbb"
     assert case.image_path.suffix == ".nii"
-    np.testing.assert_allclose(case.image[0, ::-1, ::-1].T, image[:, :, 0])
+    # The file's +z slices run toward the head, so the base-to-apex display starts at its last one.
+    np.testing.assert_allclose(case.image[-1, ::-1, ::-1].T, image[:, :, 0])
 
 
 def test_float_labels_are_cast_to_integers(tmp_path: Path) -> None:
@@ -269,17 +270,17 @@ def load_marked(tmp_path: Path, name: str, data: np.ndarray, affine: np.ndarray)
 
 
 def test_display_orientation_of_a_ras_volume(tmp_path: Path) -> None:
-    """RAS data: slice = z, columns run toward patient left (x falls), rows run down from anterior."""
+    """RAS data: slices from head to feet (base to apex), columns toward patient left, rows from anterior."""
     data = marked_volume()
     case = load_marked(tmp_path, "ras", data, RAS)
     assert case.shape == (2, 3, 4)
-    # voxel (i=1, j=2, k=0) is the most anterior row (row 0), 1 from the right-most column
-    assert case.image[0, 0, 4 - 1 - 1] == data[1, 2, 0]
+    # voxel (i=1, j=2, k=1) is the most superior slice (0), most anterior row (0), 1 from the right
+    assert case.image[0, 0, 4 - 1 - 1] == data[1, 2, 1]
     assert case.affine[0, 2] < 0  # column step goes toward the patient's left
     assert case.affine[1, 1] < 0  # row step goes posterior
-    assert case.affine[2, 0] > 0  # slices in acquisition order
+    assert case.affine[2, 0] < 0  # slice step goes toward the feet: base first, apex last
     for index in np.ndindex(data.shape):
-        s, r, c = index[2], 3 - 1 - index[1], 4 - 1 - index[0]
+        s, r, c = 2 - 1 - index[2], 3 - 1 - index[1], 4 - 1 - index[0]
         assert case.image[s, r, c] == data[index]
         np.testing.assert_allclose(world_of(case.affine, (s, r, c)), world_of(RAS, index))
     assert case.spacing == (5.0, 3.0, 2.0)

@@ -242,16 +242,16 @@ def test_user_add_prompts_twice_on_a_terminal(tmp_path, capsys, monkeypatch) -> 
     """On a TTY the password is asked twice with getpass; equal answers are stored."""
     prompts: list[str] = []
     monkeypatch.setattr(sys, "stdin", _Tty())
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: prompts.append(prompt) or "pw-1234")
+    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: prompts.append(prompt) or "pw-1234-long")
     code, _, _ = run(capsys, "user", "add", "bob", "--root", str(tmp_path))
     assert code == 0
     assert len(prompts) == 2
-    assert verify_password("pw-1234", load_users(tmp_path)["bob"])
+    assert verify_password("pw-1234-long", load_users(tmp_path)["bob"])
 
 
 def test_user_add_mismatch_stores_nothing(tmp_path, capsys, monkeypatch) -> None:
     """Two different answers at the prompt: exit 1, no users.json written."""
-    answers = iter(["one-password", "another"])
+    answers = iter(["one-password", "another-password"])
     monkeypatch.setattr(sys, "stdin", _Tty())
     monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: next(answers))
     code, _, err = run(capsys, "user", "add", "bob", "--root", str(tmp_path))
@@ -285,7 +285,7 @@ def test_user_migrate_hashes_a_legacy_file(tmp_path, capsys) -> None:
 def test_user_add_on_a_legacy_file_asks_for_migration(tmp_path, capsys, monkeypatch) -> None:
     """Adding to a plaintext users.json fails with one sentence pointing at `cmrqc user migrate`."""
     (tmp_path / "users.json").write_text(json.dumps({"alice": "password"}))
-    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw-long-enough\n"))
     code, _, err = run(capsys, "user", "add", "bob", "--root", str(tmp_path))
     assert code == 1
     assert_one_sentence(err, "cmrqc user migrate")
@@ -293,7 +293,7 @@ def test_user_add_on_a_legacy_file_asks_for_migration(tmp_path, capsys, monkeypa
 
 def test_user_list(tmp_path, capsys, monkeypatch) -> None:
     """`user list` prints reviewer names, never hashes."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO("pw-pw-pw\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw-pw-pw-pw\n"))
     run(capsys, "user", "add", "alice", "--root", str(tmp_path))
     code, out, _ = run(capsys, "user", "list", "--root", str(tmp_path))
     assert (code, out) == (0, "alice\n")
@@ -396,7 +396,7 @@ def test_corrupt_dataset_exits_1(tmp_path, capsys) -> None:
 )
 def test_hostile_names_exit_1_with_one_sentence(tmp_path, capsys, monkeypatch, argv) -> None:
     """Names that would leave the data root are refused: exit 1, one sentence, nothing written."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw-long-enough\n"))
     code, _, err = run(capsys, *argv, "--root", str(tmp_path))
     assert code == 1
     assert_one_sentence(err, "not allowed")

@@ -23,12 +23,17 @@ SLICE_GAP = 8.0
 
 
 def write_series(
-    folder: Path, n_slices: int = 4, frames: int = 1, *, series_uid: str | None = None
+    folder: Path,
+    n_slices: int = 4,
+    frames: int = 1,
+    *,
+    series_uid: str | None = None,
+    col_dir: np.ndarray = COL_DIR,
 ) -> np.ndarray:
     """Write an oblique stack (shuffled file order) and return its pixels as [slice, row, col]."""
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
-    normal = np.cross(ROW_DIR, COL_DIR)
+    normal = np.cross(ROW_DIR, col_dir)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 1000, size=(n_slices, 6, 5)).astype(np.int16)
     order = rng.permutation(n_slices * frames)
@@ -45,7 +50,7 @@ def write_series(
         ds.SeriesInstanceUID = series_uid
         ds.InstanceNumber = number + 1
         ds.TriggerTime = 40.0 * frame
-        ds.ImageOrientationPatient = [*ROW_DIR, *COL_DIR]
+        ds.ImageOrientationPatient = [*ROW_DIR, *col_dir]
         ds.ImagePositionPatient = list(np.array([10.0, -20.0, 30.0]) + k * SLICE_GAP * normal)
         ds.PixelSpacing = list(PIXEL_SPACING)
         ds.Rows, ds.Columns = pixels.shape[1:]
@@ -66,7 +71,8 @@ def test_stack_sorted_and_rescaled(tmp_path):
     image = dicom_series_to_nifti(tmp_path / "sa")
     data = np.asarray(image.dataobj)
     assert data.shape == (5, 6, 4)  # (columns, rows, slices)
-    np.testing.assert_allclose(data[:, :, 2].T, pixels[2] * 2 - 5)
+    # This stack's normal points toward the base: slice 0 of the NIfTI is the written slice 3.
+    np.testing.assert_allclose(data[:, :, 1].T, pixels[4 - 1 - 1] * 2 - 5)
 
 
 def test_affine_maps_voxels_to_dicom_positions(tmp_path):
@@ -75,9 +81,25 @@ def test_affine_maps_voxels_to_dicom_positions(tmp_path):
     affine = dicom_series_to_nifti(tmp_path / "sa").affine
     normal = np.cross(ROW_DIR, COL_DIR)
     col, row, k = 3, 4, 2
-    lps = np.array([10.0, -20.0, 30.0]) + col * 1.25 * ROW_DIR + row * 1.5 * COL_DIR + k * SLICE_GAP * normal
+    written = 4 - 1 - k  # base first: the stack is reversed (see test_slices_run_from_base_to_apex)
+    lps = (
+        np.array([10.0, -20.0, 30.0])
+        + col * 1.25 * ROW_DIR
+        + row * 1.5 * COL_DIR
+        + written * SLICE_GAP * normal
+    )
     np.testing.assert_allclose((affine @ [col, row, k, 1])[:3], lps * [-1, -1, 1], atol=1e-6)
     np.testing.assert_allclose(nib.affines.voxel_sizes(affine), [1.25, 1.5, SLICE_GAP], atol=1e-6)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_slices_run_from_base_to_apex(tmp_path, sign):
+    """Whichever way the scanner stepped, NIfTI slice 0 is the base and the last the apex."""
+    from cmrqc_widgets.cases.reader import APEX_DIRECTION
+
+    write_series(tmp_path / "sa", col_dir=sign * COL_DIR)  # flips the normal, so the written order
+    affine = dicom_series_to_nifti(tmp_path / "sa").affine
+    assert affine[:3, 2] @ APEX_DIRECTION > 0
 
 
 def test_cine_needs_a_frame(tmp_path):
@@ -86,7 +108,7 @@ def test_cine_needs_a_frame(tmp_path):
     with pytest.raises(CaseError, match="cine series with 3 frames"):
         dicom_series_to_nifti(tmp_path / "cine")
     data = np.asarray(dicom_series_to_nifti(tmp_path / "cine", frame=1).dataobj)
-    np.testing.assert_allclose(data[:, :, 0].T, (pixels[0] + 1000) * 2 - 5)
+    np.testing.assert_allclose(data[:, :, -1].T, (pixels[0] + 1000) * 2 - 5)
     with pytest.raises(CaseError, match="frame 7 does not exist"):
         dicom_series_to_nifti(tmp_path / "cine", frame=7)
 

@@ -115,8 +115,8 @@ def test_get_layout_accepts_names_layouts_and_refuses_unknown_names() -> None:
     assert get_layout("UKBB") is PRESETS["ukbb"]
     layout = custom_layout("i_{phase}.nii", "l_{phase}.nii", {"LV": 1})
     assert get_layout(layout) is layout
-    with pytest.raises(InvalidNameError, match="Layout 'nnunet' is unknown"):
-        get_layout("nnunet")
+    with pytest.raises(InvalidNameError, match="Layout 'nonsense' is unknown"):
+        get_layout("nonsense")
 
 
 def test_detect_layout_error_names_the_folder_and_presets(tmp_path: Path) -> None:

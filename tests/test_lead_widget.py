@@ -21,8 +21,8 @@ TEAM = ("ann", "ben", "cat")
 def team(root):
     """Three reviewers sharing half of the demo cohort as study.json; ``lee`` is the lead."""
     for name in (*TEAM, "lee"):
-        add_user(root, name, "pw", lead=name == "lee")
-    add_user(root, REVIEWER, "pw")
+        add_user(root, name, "team-pass-12345", lead=name == "lee")
+    add_user(root, REVIEWER, "team-pass-12345")
     assign(root, "demo.json", TEAM, overlap="50%", seed=1, owner=REVIEWER, name="study.json")
     return root
 

@@ -437,7 +437,7 @@ def test_prefetch_packs_the_neighbour(widget: ReviewWidget, monkeypatch) -> None
         assert w.slice_view.shape == list(w.state.case.shape)
         assert w.state.prefetcher.wait(timeout=10)
     w.phase_toggle.value = "ES"
-    assert packed_on == []
+    assert packed_on and set(packed_on) == {"cmrqc-prepare"}  # never on the reviewer's thread
 
 
 def test_slice_moves_touch_nothing_in_the_kernel(widget: ReviewWidget, monkeypatch) -> None:

@@ -15,13 +15,13 @@ from cmrqc_widgets.serve.auth import add_user, check_login, leads, load_users, m
 
 def test_lead_group_lives_beside_the_hashes(tmp_path):
     """`add_user(..., lead=True)` adds a "#groups" entry; users and logins read as before."""
-    add_user(tmp_path, "alice", "pw-a")
-    add_user(tmp_path, "carol", "pw-c", lead=True)
-    add_user(tmp_path, "carol", "new-pw")  # a new password keeps the role
+    add_user(tmp_path, "alice", "alpha-pass-1234")
+    add_user(tmp_path, "carol", "gamma-pass-1234", lead=True)
+    add_user(tmp_path, "carol", "newer-pass-5678")  # a new password keeps the role
     raw = json.loads((tmp_path / "users.json").read_text())
     assert raw["#groups"] == {"leads": ["carol"]}
     assert sorted(load_users(tmp_path)) == ["alice", "carol"]
-    assert check_login(tmp_path, "carol", "new-pw") and not check_login(tmp_path, "#groups", "x")
+    assert check_login(tmp_path, "carol", "newer-pass-5678") and not check_login(tmp_path, "#groups", "x")
     assert is_lead(tmp_path, "carol") and not is_lead(tmp_path, "alice") and leads(tmp_path) == ["carol"]
     assert team_members(tmp_path) == ["alice", "carol"]
 
@@ -44,7 +44,7 @@ def test_files_without_groups_and_legacy_files_still_work(tmp_path):
 def test_cli_user_add_lead_and_list(tmp_path, monkeypatch, capsys):
     """`cmrqc user add carol --lead` makes a lead; `cmrqc user list` marks them."""
     for name, extra in (("alice", []), ("carol", ["--lead"])):
-        monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
+        monkeypatch.setattr("sys.stdin", io.StringIO("long-enough-pass-9\n"))
         assert main(["user", "add", name, "--root", str(tmp_path), *extra]) == 0
     assert "Lead carol saved" in capsys.readouterr().out
     assert main(["user", "list", "--root", str(tmp_path)]) == 0
@@ -54,7 +54,7 @@ def test_cli_user_add_lead_and_list(tmp_path, monkeypatch, capsys):
 def test_reviewers_of_a_dataset_are_those_with_the_file(tmp_path):
     """The reviewers of a dataset are the team members holding a file of that name."""
     for name in ("alice", "bob", "carol"):
-        add_user(tmp_path, name, "pw", lead=name == "carol")
+        add_user(tmp_path, name, "team-pass-12345", lead=name == "carol")
     for name in ("alice", "bob"):
         (tmp_path / "users" / name / "study.json").write_text("{}")
     assert reviewers_of(tmp_path, "study.json") == ["alice", "bob"]

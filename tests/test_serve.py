@@ -233,7 +233,7 @@ def load_hub_config(env: dict[str, str], monkeypatch) -> object:
 
 
 def test_hub_config_trial(tmp_path, monkeypatch):
-    """The hub config binds to 127.0.0.1, logs in with users.json for 3 days and lands on the dashboard."""
+    """The hub config binds to 127.0.0.1, logs in with users.json for 3 days, runs the trial spawner."""
     pytest.importorskip("jupyterhub")
     env = hub_environment(tmp_path, port=8123, state=tmp_path / "state", base={})
     c = load_hub_config(env, monkeypatch)
@@ -243,36 +243,77 @@ def test_hub_config_trial(tmp_path, monkeypatch):
     assert c.JupyterHub.cookie_max_age_days == 3
     assert c.JupyterHub.authenticator_class == "cmrqc_widgets.serve.hub.CMRQCAuthenticator"
     assert c.CMRQCAuthenticator.data_root == str(tmp_path)
-    assert c.Spawner.default_url == "/voila/render/review.ipynb"
-    assert c.Spawner.notebook_dir == str(REPO / "notebooks")
     assert c.Spawner.environment["CMRQC_ROOT"] == str(tmp_path)
-    assert c.JupyterHub.spawner_class.endswith("SimpleLocalProcessSpawner")
+    assert c.JupyterHub.spawner_class == "cmrqc_widgets.serve.spawner.TrialSpawner"
     assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'state' / 'jupyterhub.sqlite'}"
-    if os.geteuid() == 0:
-        assert "--allow-root" in c.Spawner.args
+    assert "args" not in c.Spawner  # no --allow-root, even as root
+    culler = c.JupyterHub.services[0]["command"]
+    assert Path(culler[0]).is_absolute() and "--max-age=43200" in culler
 
 
 def test_hub_config_production_defaults(tmp_path, monkeypatch):
-    """Without CMRQC_HUB_SPAWNER the config uses real system users (LocalProcessSpawner)."""
+    """Without CMRQC_HUB_SPAWNER the config uses real system users (ReviewerSpawner)."""
     pytest.importorskip("jupyterhub")
     monkeypatch.delenv("CMRQC_HUB_SPAWNER", raising=False)
     monkeypatch.delenv("CMRQC_HUB_IP", raising=False)
     c = load_hub_config({"CMRQC_ROOT": str(tmp_path), "CMRQC_HUB_STATE": str(tmp_path / "s")}, monkeypatch)
-    assert c.JupyterHub.spawner_class == "jupyterhub.spawner.LocalProcessSpawner"
+    assert c.JupyterHub.spawner_class == "cmrqc_widgets.serve.spawner.ReviewerSpawner"
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert "args" not in c.Spawner
 
 
-def test_single_user_server_config():
-    """Reviewers' servers behind the hub get the same Voilà settings and cull idle kernels."""
-    config = json.loads((CONFIG / "jupyter_server_config.json").read_text())
-    shipped = voila_settings()
-    for name in ("template", "strip_sources", "theme"):
-        assert config["VoilaConfiguration"][name] == shipped["VoilaConfiguration"][name]
-    assert config["MappingKernelManager"] == shipped["MappingKernelManager"]
-    assert config["ServerApp"]["shutdown_no_activity_timeout"] > 0
-    # JupyterLab's default would make the page fetch MathJax from a CDN.
-    assert config["ServerApp"]["tornado_settings"] == {"mathjax_url": None, "mathjax_config": None}
+def test_reviewer_command_is_standalone_voila_behind_the_hub_login():
+    """A reviewer's server is jupyter-standaloneproxy + standalone Voilà, by absolute paths."""
+    from cmrqc_widgets.serve.voila import reviewer_command
+
+    argv = reviewer_command("/user/alice/")
+    separator = argv.index("--")
+    proxy, voila = argv[:separator], argv[separator + 1 :]
+    assert Path(proxy[0]).name == "jupyter-standaloneproxy" and Path(proxy[0]).is_absolute()
+    assert "--activity-interval=0" in proxy  # its pings would keep an idle server alive for ever
+    assert Path(voila[0]).is_absolute() and voila[1:3] == ["-m", "voila"]
+    assert voila[3] == str(find_notebook())
+    assert "--port={port}" in voila and "--Voila.ip=127.0.0.1" in voila
+    assert "--Voila.base_url=/user/alice/" in voila
+    assert "--VoilaConfiguration.file_allowlist=[]" in voila
+    assert "--VoilaConfiguration.preheat_kernel=False" in voila
+    assert not any("allow-root" in a or "singleuser" in a for a in argv)
+
+
+def test_spawner_refuses_root(monkeypatch):
+    """A reviewer's server that would run as root is refused before anything starts."""
+    pytest.importorskip("jupyterhub")
+    import asyncio
+    from types import SimpleNamespace
+
+    from cmrqc_widgets.serve import spawner as spawner_module
+
+    started = []
+
+    async def fake_start(self):
+        started.append(self.cmd)
+        return ("127.0.0.1", 1)
+
+    monkeypatch.setattr(spawner_module.LocalProcessSpawner, "start", fake_start)
+    server = SimpleNamespace(base_url="/user/alice/")
+
+    def make(cls, name):
+        spawner = cls(user=SimpleNamespace(name=name, url=f"/user/{name}/"))
+        spawner._server = server
+        return spawner
+
+    trial = make(spawner_module.TrialSpawner, "alice")
+    monkeypatch.setattr(spawner_module.os, "geteuid", lambda: 0)
+    with pytest.raises(CmrqcError, match="would run as root"):
+        asyncio.run(trial.start())
+    assert started == []
+    monkeypatch.setattr(spawner_module.os, "geteuid", lambda: 1000)
+    asyncio.run(trial.start())
+    assert started and "--Voila.base_url=/user/alice/" in started[0]
+    # Production: the reviewer's system account decides; the account "root" is uid 0.
+    with pytest.raises(CmrqcError, match="would run as root"):
+        asyncio.run(make(spawner_module.ReviewerSpawner, "root").start())
+    assert len(started) == 1
 
 
 def test_z2jh_values_lint():
@@ -281,7 +322,9 @@ def test_z2jh_values_lint():
     values = yaml.safe_load((CONFIG / "z2jh-values.yaml").read_text())
     single = values["singleuser"]
     assert single["image"]["name"] and single["image"]["tag"]
-    assert single["defaultUrl"] == "/voila/render/review.ipynb"
+    assert "defaultUrl" not in single  # /user/<name>/ is the dashboard
+    assert single["networkPolicy"]["enabled"] is True
+    assert values["cull"]["maxAge"] > values["cull"]["timeout"] > 0
     assert single["extraEnv"]["CMRQC_ROOT"] == "/srv/cmrqc"
     claims = {v["persistentVolumeClaim"]["claimName"] for v in single["storage"]["extraVolumes"]}
     assert claims == {"cmrqc-data"}
@@ -293,6 +336,23 @@ def test_z2jh_values_lint():
     assert hub["JupyterHub"]["cookie_max_age_days"] == 3
     assert hub["CMRQCAuthenticator"]["data_root"] == "/srv/cmrqc"
     assert values["cull"]["enabled"] is True
+
+
+def test_z2jh_reviewer_command_is_the_hubs():
+    """The pods run the same standalone-proxy + Voilà command as `cmrqc hub`, flag for flag."""
+    yaml = pytest.importorskip("yaml")
+    from cmrqc_widgets.serve.voila import reviewer_command
+
+    cmd = yaml.safe_load((CONFIG / "z2jh-values.yaml").read_text())["singleuser"]["cmd"]
+    ours = reviewer_command("/user/{name}/")
+
+    def flags(argv: list[str]) -> list[str]:
+        return [a for a in argv if a.startswith("--") and "base_url" not in a]
+
+    assert Path(cmd[0]).name == "jupyter-standaloneproxy" and Path(cmd[0]).is_absolute()
+    assert cmd[cmd.index("--") + 1 :][1:3] == ["-m", "voila"]
+    assert flags(cmd) == flags(ours)
+    assert "--Voila.base_url={base_url}/" in cmd
 
 
 def test_sigterm_stops_the_server_too(tmp_path):

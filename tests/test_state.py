@@ -430,7 +430,7 @@ def test_suspicion_order_and_flagged_filter_without_widgets(root: Path) -> None:
 
 def test_case_cache_sized_to_the_cases_within_the_limit(root: Path) -> None:
     """The cache keeps about eight cases, at least 32 MB, never more than cache_mb."""
-    from cmrqc_widgets.widgets.state import CASES_KEPT, MIN_CACHE_MB
+    from cmrqc_widgets.widgets.current import CASES_KEPT, MIN_CACHE_MB
 
     state = make_state(root)
     assert state.cache.max_bytes == max(MIN_CACHE_MB * 1e6, CASES_KEPT * state.case.nbytes)

@@ -10,12 +10,15 @@ dicom    a DICOM short-axis series to NIfTI, geometry kept (needs ``pydicom``)
 
 from .cache import CaseCache
 from .layouts import PRESETS, Layout, custom_layout, detect_layout, get_layout
-from .reader import Case, UnknownLabelWarning, load_case
+from .reader import MAX_VOXELS, Case, CaseWarning, ImageValueWarning, UnknownLabelWarning, load_case
 
 __all__ = [
+    "MAX_VOXELS",
     "PRESETS",
     "Case",
     "CaseCache",
+    "CaseWarning",
+    "ImageValueWarning",
     "Layout",
     "UnknownLabelWarning",
     "custom_layout",

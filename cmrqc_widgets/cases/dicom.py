@@ -3,9 +3,10 @@
 Geometry follows the DICOM standard (patient coordinates are LPS): ``ImageOrientationPatient``
 gives the directions in which the column and the row index grow, ``PixelSpacing`` is
 (between rows, between columns) in mm, ``ImagePositionPatient`` is the centre of the first pixel.
-Slices are sorted along the normal of the image plane, and the NIfTI affine is written in RAS, as
-nibabel and every NIfTI tool expect. A cine series (several frames at each slice position) needs
-the frame to keep, e.g. the end-diastolic one.
+Slices are sorted along the normal of the image plane, base of the heart first (slice 0), apex
+last (the order the viewer shows, see :data:`~cmrqc_widgets.cases.reader.APEX_DIRECTION`), and
+the NIfTI affine is written in RAS, as nibabel and every NIfTI tool expect. A cine series
+(several frames at each slice position) needs the frame to keep, e.g. the end-diastolic one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import CaseError
+from .reader import runs_base_to_apex
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -114,6 +116,9 @@ def dicom_series_to_nifti(folder: str | Path, out: str | Path | None = None, *, 
         stack.append(items[chosen_frame])
     if len(stack) < 2:
         raise CaseError(f"{folder} holds a single slice position; a stack needs at least two.")
+    first, last = (np.array([float(v) for v in s.ImagePositionPatient]) for s in (stack[0], stack[-1]))
+    if not runs_base_to_apex(_LPS_TO_RAS[:3, :3] @ (last - first)):
+        stack.reverse()  # NIfTI slice 0 is the base (reader.APEX_DIRECTION), as the viewer shows it
     origins = np.array([[float(v) for v in s.ImagePositionPatient] for s in stack])
     steps = np.diff(origins, axis=0)
     if np.abs(steps - steps[0]).max() > 0.05 * max(np.linalg.norm(steps[0]), 1e-6):

@@ -11,6 +11,14 @@ Presets (:data:`PRESETS`):
 ``4dsegment``  ``lvsa_SR_{phase}.nii.gz`` + ``seg_lvsa_SR_{phase}.nii.gz``; 1 LV, 2 RV, 3 MYO
 ``ukbb``       ``sa_{phase}.nii.gz`` + ``seg_sa_{phase}.nii.gz``; 1 LV, 2 MYO, 3 RV
 ``acdc``       ``{patient}_frame{frame:02d}.nii.gz`` + ``..._gt.nii.gz``; 1 RV, 2 MYO, 3 LV
+``mnms``       M&Ms / M&Ms-2: ``{patient}_SA_{phase}.nii.gz`` + ``{patient}_SA_{phase}_gt.nii.gz``;
+               1 LV, 2 MYO, 3 RV
+``nnunet``     nnU-Net: ``{patient}_{phase}_0000.nii.gz`` (image, channel 0) + ``{patient}_{phase}.nii.gz``
+               (prediction), the ACDC label numbers (1 RV, 2 MYO, 3 LV) of nnU-Net's cardiac task.
+               nnU-Net keeps images and predictions in two folders: :mod:`.nnunet` gathers them into
+               one folder per patient (links, no copies)
+``converted``  what cmrqc writes from DICOM (:mod:`.study`, :mod:`.contours`): ``image_{phase}.nii.gz`` +
+               ``labels_{phase}.nii.gz``; 1 LV, 2 MYO, 3 RV
 
 Where a pattern ends in ``.nii.gz`` and only the uncompressed ``.nii`` exists (or the other
 way round), the existing file is used.
@@ -191,6 +199,15 @@ PRESETS: dict[str, Layout] = {
         "{patient}_frame{frame:02d}.nii.gz",
         "{patient}_frame{frame:02d}_gt.nii.gz",
         {"RV": 1, "MYO": 2, "LV": 3},
+    ),
+    "mnms": Layout(
+        "mnms", "{patient}_SA_{phase}.nii.gz", "{patient}_SA_{phase}_gt.nii.gz", {"LV": 1, "MYO": 2, "RV": 3}
+    ),
+    "converted": Layout(
+        "converted", "image_{phase}.nii.gz", "labels_{phase}.nii.gz", {"LV": 1, "MYO": 2, "RV": 3}
+    ),
+    "nnunet": Layout(
+        "nnunet", "{patient}_{phase}_0000.nii.gz", "{patient}_{phase}.nii.gz", {"RV": 1, "MYO": 2, "LV": 3}
     ),
 }
 """The pipelines we know by name."""

@@ -4,7 +4,10 @@ Display orientation
 -------------------
 ``Case.image`` and ``Case.labels`` are indexed ``[slice, row, col]``:
 
-* slice: the third NIfTI voxel axis, in the order it was acquired (never flipped);
+* slice: the third NIfTI voxel axis, ordered from the base of the heart to its apex, as cardiac
+  tools show a short-axis stack: slice 0 is the one furthest from :data:`APEX_DIRECTION` (the LV
+  apex points to the patient's left, front and feet), whatever order the scanner or pipeline wrote
+  (Sunnybrook's DICOM starts at the apex, UK Biobank's NIfTI at the base);
 * col (across the screen): of the two in-plane voxel axes, the one whose world direction has the
   larger left-right component; oriented radiologically, so the patient's right is on the screen's
   left and the column index increases toward the patient's left (ties: the first voxel axis);
@@ -16,15 +19,28 @@ rounded). ``Case.affine`` maps ``(slice, row, col, 1)`` of these arrays to scann
 and ``Case.spacing`` gives the header's voxel sizes in ``(slice, row, col)`` order. The arrays are
 read-only views of the decoded data (flips and transposes cost nothing), shared by every user of
 a cached case.
+
+Headers as pipelines write them
+-------------------------------
+* Spacing is the header's ``pixdim``, as ITK-based tools read it. The affine (sform, else qform)
+  gives the directions and the origin. Where its column lengths disagree with ``pixdim`` (ACDC
+  writes an sform of ``diag(-1, -1, 1)``, orientation only, with the real spacing in ``pixdim``),
+  its columns are rescaled to ``pixdim`` and ``Case.geometry_note`` says so: volumes, 3D view and
+  reformats then all use the same millimetres.
+* 4D files with a single frame are read as 3D; a NaN or infinite image voxel is kept, warned about
+  (:class:`ImageValueWarning`), and left out of the display window.
+* A header declaring more than :data:`MAX_VOXELS` voxels is refused before anything is
+  decompressed (a corrupt or hostile header must not make the kernel allocate gigabytes).
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import warnings
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -52,8 +68,24 @@ AFFINE_TOLERANCE_MM = 1e-3
 """Largest difference between the image and labels affines still taken as the same grid."""
 
 
-class UnknownLabelWarning(UserWarning):
+MAX_VOXELS = 200_000_000
+"""Most voxels a NIfTI header may declare (800 MB of float32; a 256x256x80 stack has 5.2 million,
+a whole 4D cine of 50 frames about 260 million more than we ever read: we read one 3D volume)."""
+
+PIXDIM_TOLERANCE = 1e-3
+"""Relative difference between an affine column's length and pixdim still taken as agreement."""
+
+
+class CaseWarning(UserWarning):
+    """A case loaded, but something about it deserves the reviewer's attention."""
+
+
+class UnknownLabelWarning(CaseWarning):
     """A labels file holds values its layout does not name (they are shown uncoloured)."""
+
+
+class ImageValueWarning(CaseWarning):
+    """An image holds NaN or infinite voxels (shown dark, left out of the display window)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +105,11 @@ class Case:
     label_map : dict[str, int]
         Structure -> label value, from the layout.
     warnings : tuple of str
-        Problems that did not stop loading (unknown label values), also emitted as warnings.
+        Problems that did not stop loading (unknown label values, NaN voxels), also emitted as
+        warnings.
+    geometry_note : str
+        How the geometry was read when the header was not self-consistent ('' when it was), e.g.
+        "the sform has no voxel scaling: spacing from pixdim, directions from the sform".
     """
 
     patient_dir: Path
@@ -87,6 +123,8 @@ class Case:
     image_path: Path
     labels_path: Path
     warnings: tuple[str, ...] = ()
+    geometry_note: str = ""
+    warning_types: tuple[type[CaseWarning], ...] = field(default=(), repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -138,6 +176,7 @@ def _read_nifti(path: Path) -> nib.Nifti1Image:
     except OSError as exc:
         raise CaseError(f"{path} cannot be read ({exc.strerror or exc}).") from None
     if raw[:2] == b"\x1f\x8b":
+        _check_declared_size(path, _peek_gzip(path, raw))
         try:
             raw = _gunzip(raw)
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError, *_GZIP_ERRORS) as exc:
@@ -146,6 +185,7 @@ def _read_nifti(path: Path) -> nib.Nifti1Image:
     klass = nib.Nifti1Image if 348 in sizeof_hdr else nib.Nifti2Image if 540 in sizeof_hdr else None
     if klass is None:
         raise CaseError(f"{path} is not a NIfTI file (no NIfTI header at the start).")
+    _check_declared_size(path, raw[:540])
     try:
         img = klass.from_bytes(raw)
     except (HeaderDataError, ImageFileError, ValueError, TypeError, OSError, EOFError) as exc:
@@ -154,6 +194,36 @@ def _read_nifti(path: Path) -> nib.Nifti1Image:
     if len(raw) < needed:
         raise CaseError(f"{path} is truncated: it holds {len(raw)} bytes, the header needs {needed}.")
     return img
+
+
+def _peek_gzip(path: Path, raw: bytes) -> bytes:
+    """The first 540 decompressed bytes of a gzip stream (enough for either NIfTI header)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            return stream.read(540)
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        raise CaseError(f"{path} is a truncated or corrupt gzip file ({exc}).") from None
+
+
+def _check_declared_size(path: Path, head: bytes) -> None:
+    """Refuse a header declaring more than MAX_VOXELS voxels (before decompressing the rest)."""
+    for klass, size in ((nib.Nifti1Header, 348), (nib.Nifti2Header, 540)):
+        if len(head) >= size and size in {
+            int.from_bytes(head[:4], "little"),
+            int.from_bytes(head[:4], "big"),
+        }:
+            try:
+                shape = klass.from_fileobj(io.BytesIO(head[:size])).get_data_shape()
+            except (HeaderDataError, ValueError, TypeError) as exc:
+                raise CaseError(f"{path} has an unreadable NIfTI header ({exc}).") from None
+            voxels = int(np.prod([int(n) for n in shape], dtype=object)) if shape else 0
+            if voxels > MAX_VOXELS:
+                dims = " x ".join(str(int(n)) for n in shape)
+                raise CaseError(
+                    f"{path} declares {dims} = {voxels:,} voxels, more than the {MAX_VOXELS:,} we read; "
+                    "the header is corrupt or this is not one image volume."
+                )
+            return
 
 
 def _volume(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
@@ -197,6 +267,16 @@ def _integer_labels(data: np.ndarray, path: Path) -> np.ndarray:
     raise CaseError(f"{path} holds label values from {low:g} to {high:g}, outside -32768..32767.")
 
 
+APEX_DIRECTION = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
+"""Where the LV apex points from the base, in RAS+ (left, anterior, inferior): a short-axis stack
+is shown base first by running its slices along this direction."""
+
+
+def runs_base_to_apex(direction: np.ndarray) -> bool:
+    """Whether stepping along ``direction`` (RAS+) moves from the base toward the apex."""
+    return float(np.dot(direction, APEX_DIRECTION)) >= 0
+
+
 def _display_ornt(affine: np.ndarray) -> np.ndarray:
     """nibabel orientation (input axis -> [output axis, flip]) into [slice, row, col]."""
     m = affine[:3, :3]
@@ -206,7 +286,29 @@ def _display_ornt(affine: np.ndarray) -> np.ndarray:
     ornt[col] = (2, -1 if m[0, col] > 0 else 1)  # toward patient left = decreasing RAS x
     up = m[2, row] if abs(m[2, row]) > abs(m[1, row]) else m[1, row]
     ornt[row] = (1, -1 if up > 0 else 1)  # top = anterior/superior, so rows run the other way
+    ornt[2] = (0, 1 if runs_base_to_apex(m[:, 2]) else -1)
     return ornt
+
+
+def _geometry(img: nib.Nifti1Image, affine: np.ndarray) -> tuple[np.ndarray, list[float], str]:
+    """(affine with columns scaled to pixdim, pixdim spacing, note) -- see the module docstring."""
+    norms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    # pixdim is float32: round so 1.8 reads 1.8, not 1.7999999523.
+    zooms = [round(z if np.isfinite(z) and z > 0 else float(n), 6) for z, n in zip(zooms, norms, strict=True)]
+    if not (norms > 0).all() or np.allclose(norms, zooms, rtol=PIXDIM_TOLERANCE, atol=0):
+        return affine, zooms, ""
+    fixed = affine.copy()
+    fixed[:3, :3] = affine[:3, :3] / norms * np.asarray(zooms)
+    source = "sform" if int(img.header["sform_code"]) > 0 else "qform"
+    scaled = (
+        "has no voxel scaling" if np.allclose(norms, 1.0, atol=PIXDIM_TOLERANCE) else "disagrees with pixdim"
+    )
+    note = (
+        f"The {source} {scaled} (column lengths {', '.join(f'{n:g}' for n in norms)} mm): spacing from "
+        f"pixdim ({', '.join(f'{z:g}' for z in zooms)} mm), directions from the {source}."
+    )
+    return fixed, zooms, note
 
 
 def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
@@ -229,11 +331,8 @@ def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
         )
 
     counts, unknown = _count_labels(labels, layout.label_map.values())
+    affine, zooms, geometry_note = _geometry(image_img, affine)
     ornt = _display_ornt(affine)
-    zooms = [float(z) for z in image_img.header.get_zooms()[:3]]
-    norms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    # pixdim is float32: round so 1.8 reads 1.8, not 1.7999999523.
-    zooms = [round(z if np.isfinite(z) and z > 0 else float(n), 6) for z, n in zip(zooms, norms, strict=True)]
     order = np.argsort(ornt[:, 0])  # input axis shown as slice, row, col
     image = apply_orientation(image, ornt)
     labels = apply_orientation(labels, ornt)
@@ -241,13 +340,19 @@ def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
     labels.flags.writeable = False
     display_affine = affine @ inv_ornt_aff(ornt, image_img.shape[:3])
 
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
+    kinds: list[type[CaseWarning]] = []
     if unknown:
         known = ", ".join(f"{v} {k}" for k, v in sorted(layout.label_map.items(), key=lambda kv: kv[1]))
-        notes = (
+        notes.append(
             f"{labels_path} holds label values {unknown} that layout {layout.name!r} does not define "
-            f"(it knows {known}); they are shown uncoloured.",
+            f"(it knows {known}); they are shown uncoloured."
         )
+        kinds.append(UnknownLabelWarning)
+    if image.size and not np.isfinite(image.sum(dtype=np.float64)):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        notes.append(f"{image_path} holds {bad:,} NaN or infinite voxels; they are shown dark.")
+        kinds.append(ImageValueWarning)
     case = Case(
         patient_dir=patient_dir,
         phase=phase,
@@ -259,7 +364,9 @@ def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
         layout=layout.name,
         image_path=image_path,
         labels_path=labels_path,
-        warnings=notes,
+        warnings=tuple(notes),
+        geometry_note=geometry_note,
+        warning_types=tuple(kinds),
     )
     case.__dict__["_value_counts"] = counts  # computed anyway; spares voxel_counts() a pass
     return case
@@ -267,8 +374,9 @@ def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
 
 def emit_warnings(case: Case) -> None:
     """Emit the warnings :func:`read_case` recorded in ``case`` (once per case handed out)."""
-    for note in case.warnings:
-        warnings.warn(note, UnknownLabelWarning, stacklevel=3)
+    kinds = case.warning_types or (UnknownLabelWarning,) * len(case.warnings)
+    for note, kind in zip(case.warnings, kinds, strict=True):
+        warnings.warn(note, kind, stacklevel=3)
 
 
 def load_case(patient_dir: str | Path, phase: str, layout: str | Layout | None = None) -> Case:

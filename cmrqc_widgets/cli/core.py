@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -99,6 +100,9 @@ def build_parser(registrations: Iterable[str] | None = None) -> argparse.Argumen
     create.add_argument(
         "--layout", choices=sorted(PRESETS), help="case layout (default: detected per folder)"
     )
+    create.add_argument("--predictions", metavar="DIR", help="nnU-Net predictions (FOLDER: its images)")
+    create.add_argument("--phase-pattern", metavar="REGEX", help="nnU-Net case name to patient and phase")
+    create.add_argument("--phase-table", metavar="CSV", help="nnU-Net cases: columns case,patient,phase")
     _add_root(create)
     _add_user(create)
     create.set_defaults(func=cmd_dataset_create)
@@ -114,6 +118,11 @@ def build_parser(registrations: Iterable[str] | None = None) -> argparse.Argumen
     )
     add.add_argument("name", metavar="NAME", help="reviewer name")
     add.add_argument("--lead", action="store_true", help="also add to the leads group (the lead's view)")
+    add.add_argument(
+        "--system",
+        action="store_true",
+        help="production: give users/NAME/ to the system user NAME (0700, files 0600); run as root",
+    )
     _add_root(add)
     add.set_defaults(func=cmd_user_add)
     migrate = _subparser(user_commands, "migrate", "hash the plaintext passwords of a legacy users.json")
@@ -271,6 +280,18 @@ def find_cases(folders: Iterable[str | Path], layout: str | None = None) -> tupl
     return cases, skipped
 
 
+def _is_system_reviewer(user: str) -> bool:
+    """True when root runs this for a reviewer who has an ordinary system account (production (a))."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid != 0
+    except KeyError:
+        return False
+
+
 def cmd_dataset_create(args: argparse.Namespace) -> int:
     """``cmrqc dataset create``: scan folders for cases and write a new dataset file."""
     store = _store(args)
@@ -278,12 +299,21 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
     path = store.path(name)
     if path.exists():
         raise DatasetError(f"Dataset file {path} already exists; choose another name.")
-    cases, skipped = find_cases(args.folders, args.layout)
+    from .sources import case_sources
+
+    folders, layout = case_sources(args, store.root, name)
+    cases, skipped = find_cases(folders, layout)
     if not cases:
         what = f"{args.layout} cases" if args.layout else "cases of a known layout"
         raise DatasetError(f"No {what} found in {', '.join(args.folders)}; dataset {name} not created.")
     dataset = store.create(name, [str(case) for case in cases])
     print(f"Dataset {dataset.path}: {len(cases)} case{'s' * (len(cases) != 1)}.")
+    if _is_system_reviewer(store.user):
+        # Production (system users): root created the file; the reviewer's server must write it.
+        from ..serve.auth import give_to_system_user
+
+        give_to_system_user(store.root, store.user)
+        print(f"{dataset.path} belongs to the system user {store.user}.")
     if skipped:
         print(f"Skipped {len(skipped)} folder{'s' * (len(skipped) != 1)} with no case:")
         for folder in skipped:
@@ -326,6 +356,11 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     add_user(args.root, name, _read_password(name), lead=args.lead)
     role = "Lead" if args.lead else "Reviewer"
     print(f"{role} {name} saved in {resolve_root(args.root) / 'users.json'}.")
+    if getattr(args, "system", False):
+        from ..serve.auth import give_to_system_user
+
+        folder = give_to_system_user(args.root, name)
+        print(f"{folder} now belongs to the system user {name} (0700, files 0600).")
     return 0
 
 

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..cases.layouts import PRESETS
 from ..errors import DatasetError
 
 __all__ = ["cmd_agreement", "cmd_assign", "cmd_metrics", "register"]
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
                    help="output CSV; patients already in it are skipped (default: metrics.csv)")
     m.add_argument("--workers", type=_positive, default=1, metavar="N", help="local worker processes")
     m.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
-    m.add_argument("--layout", help="file layout of the patients (default: detected)")
+    m.add_argument("--layout", choices=sorted(PRESETS), help="file layout of the patients (default: detect)")
     m.add_argument("--user", metavar="NAME", help="whose dataset a dataset name refers to")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=cmd_metrics)

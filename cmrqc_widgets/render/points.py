@@ -164,6 +164,21 @@ def label_points(
     )
 
 
+def scaled_affine(affine: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``affine`` with its columns rescaled to ``spacing`` (directions and origin kept).
+
+    An ACDC sform of ``diag(-1, -1, 1)`` carries the orientation only; drawn through it, a heart
+    of 1.6 x 1.6 x 10 mm voxels comes out 58 x 55 x 6 mm instead of 92 x 88 x 70 mm.
+    """
+    affine = np.asarray(affine, dtype=np.float64).copy()
+    norms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    if (norms > 0).all():
+        affine[:3, :3] = affine[:3, :3] / norms * np.asarray(spacing, dtype=np.float64)
+    return affine
+
+
 def case_points(case: Any, cap: int = 50_000) -> Points:
-    """:func:`label_points` of a :class:`~cmrqc_widgets.cases.Case` (its labels, affine and label map)."""
-    return label_points(case.labels, case.affine, case.label_map, cap=cap)
+    """:func:`label_points` of a case, through its affine scaled to its ``spacing`` when it has one."""
+    spacing = getattr(case, "spacing", None)
+    affine = case.affine if spacing is None else scaled_affine(case.affine, spacing)
+    return label_points(case.labels, affine, case.label_map, cap=cap)

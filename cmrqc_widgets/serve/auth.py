@@ -1,4 +1,4 @@
-"""Reviewer credentials: salted slow password hashes in ``<root>/users.json`` and a login throttle.
+"""Reviewer credentials: salted slow password hashes in ``<root>/users.json`` and the password rules.
 
 The old app kept plaintext ``{"alice": "password"}``. We read that format only to migrate it
 (:func:`migrate_users`) and never write it: :func:`load_users` refuses a file that still holds
@@ -29,10 +29,6 @@ import json
 import os
 import secrets
 import tempfile
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
@@ -43,9 +39,9 @@ from ..qc.roles import GROUPS_KEY, LEADS
 
 __all__ = [
     "USERS_FILE",
-    "LoginThrottle",
     "add_user",
     "check_login",
+    "give_to_system_user",
     "hash_password",
     "is_hashed",
     "leads",
@@ -124,14 +120,18 @@ def verify_password(password: str, stored: str) -> bool:
     Returns False (never raises) for a wrong password, an empty one, or a malformed stored value.
     """
     parsed = _parse(stored)
-    if parsed is None or not isinstance(password, str) or not password:
-        return False
+    usable = parsed is not None and isinstance(password, str) and bool(password)
+    if not usable:
+        # Same work as a real check: the answer's timing must not tell an empty password, an
+        # unknown user or a malformed entry from a wrong password.
+        parsed = _parse(_dummy_hash())
+        password = "-"
     n, r, p, salt, digest = parsed
     try:
         candidate = _scrypt(password, salt, n, r, p, len(digest))
     except (ValueError, MemoryError):
         return False
-    return hmac.compare_digest(candidate, digest)
+    return hmac.compare_digest(candidate, digest) and usable
 
 
 # A fixed hash to check against when the user does not exist, so that the time taken does not
@@ -261,6 +261,65 @@ def _make_user_folder(root: Path, name: str) -> Path:
     return folder
 
 
+def give_to_system_user(root: str | os.PathLike[str] | None, name: str) -> Path:
+    """Make ``<root>/users/<name>/`` and everything in it belong to the system user ``name`` (production).
+
+    The folder becomes 0700 and its files 0600, owned by the reviewer, so the reviewer's server
+    (running as them) can lock and write their datasets and no other reviewer can read them. The
+    data root and ``users/`` become traversable (not listable) by others, so each reviewer can
+    reach their own folder. Run as root, after ``useradd NAME``. Returns the folder.
+
+    Raises
+    ------
+    AuthError
+        If there is no system user ``name``, it is root, or this process may not change owners.
+    """
+    import pwd
+
+    check_username(name)
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        raise AuthError(f"There is no system user {name!r}; create it first: useradd {name}.") from None
+    if account.pw_uid == 0:
+        raise AuthError(f"System user {name!r} is root; a reviewer must be an ordinary account.")
+    root_path = resolve_root(root)
+    folder = _make_user_folder(root_path, name)
+    try:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_symlink():
+                continue  # never follow a link out of the folder
+            os.chown(path, account.pw_uid, account.pw_gid)
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        for parent in (root_path, folder.parent):
+            os.chmod(parent, (parent.stat().st_mode & 0o7777) | 0o711)
+    except PermissionError:
+        raise AuthError(f"Only root can give {folder} to {name!r}; run this command as root.") from None
+    return folder
+
+
+MIN_PASSWORD_LENGTH = 10
+"""Shortest password ``cmrqc user add`` accepts (NIST SP 800-63B asks for at least 8)."""
+
+
+def _common_passwords() -> frozenset[str]:
+    text = (Path(__file__).parent / "common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line and line[0] != "#")
+
+
+def check_password(name: str, password: str) -> None:
+    """Refuse (:class:`AuthError`, one sentence) a short, common or name-derived password."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(
+            f"The password is too short: use at least {MIN_PASSWORD_LENGTH} characters; nothing was stored."
+        )
+    if password.lower() in _common_passwords() or name.lower() in password.lower():
+        raise AuthError(
+            "The password is one of the most common ones or contains the user name; choose another; "
+            "nothing was stored."
+        )
+
+
 def add_user(root: str | os.PathLike[str] | None, name: str, password: str, *, lead: bool = False) -> None:
     """Add a reviewer, or set a new password for an existing one.
 
@@ -274,9 +333,11 @@ def add_user(root: str | os.PathLike[str] | None, name: str, password: str, *, l
     InvalidNameError
         If ``name`` is not a safe user name.
     AuthError
-        If the password is empty, or the existing file is corrupt or still in plaintext.
+        If the password is shorter than 10 characters, common or contains the user name, or the
+        existing file is corrupt or still in plaintext.
     """
     check_username(name)
+    check_password(name, password)
     stored = hash_password(password)
     path = users_file(root)
     with _lock(path):
@@ -343,82 +404,3 @@ def check_login(root: str | os.PathLike[str] | None, name: str, password: str) -
         verify_password(password or "x", _dummy_hash())
         return False
     return verify_password(password, stored)
-
-
-class LoginThrottle:
-    """Lock a user out after repeated failed logins (in memory, per process).
-
-    After ``max_failures`` failures within ``window`` seconds, the user is locked for
-    ``lockout`` seconds; a success clears their failures.
-
-    Parameters
-    ----------
-    max_failures : int
-        Failures that trigger the lockout.
-    window : float
-        Seconds over which failures are counted.
-    lockout : float
-        Seconds a locked-out user must wait.
-    clock : callable
-        Returns the current time in seconds (injectable for tests).
-    """
-
-    _MAX_TRACKED = 10_000
-
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window: float = 900,
-        lockout: float = 900,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if max_failures < 1:
-            raise ValueError("max_failures must be at least 1")
-        self.max_failures = max_failures
-        self.window = float(window)
-        self.lockout = float(lockout)
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
-        self._mutex = threading.Lock()
-
-    def is_locked(self, user: str) -> bool:
-        """True while ``user`` is locked out."""
-        return self.remaining(user) > 0
-
-    def remaining(self, user: str) -> float:
-        """Seconds left in ``user``'s lockout (0 if not locked)."""
-        with self._mutex:
-            until = self._locked_until.get(user)
-            if until is None:
-                return 0.0
-            left = until - self._clock()
-            if left <= 0:
-                del self._locked_until[user]
-                return 0.0
-            return left
-
-    def failure(self, user: str) -> None:
-        """Record a failed login of ``user``; lock them out when the limit is reached."""
-        with self._mutex:
-            now = self._clock()
-            times = self._failures.setdefault(user, deque())
-            times.append(now)
-            while times and now - times[0] > self.window:
-                times.popleft()
-            if len(times) >= self.max_failures:
-                self._locked_until[user] = now + self.lockout
-                del self._failures[user]
-            if len(self._failures) > self._MAX_TRACKED:
-                self._prune(now)
-
-    def success(self, user: str) -> None:
-        """Record a successful login: forget ``user``'s failures."""
-        with self._mutex:
-            self._failures.pop(user, None)
-
-    def _prune(self, now: float) -> None:
-        # Many distinct guessed names must not grow memory without bound.
-        stale = [u for u, t in self._failures.items() if not t or now - t[-1] > self.window]
-        for user in stale:
-            del self._failures[user]

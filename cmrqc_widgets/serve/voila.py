@@ -36,6 +36,7 @@ __all__ = [
     "NOTEBOOK",
     "ensure_demo",
     "hub_environment",
+    "reviewer_command",
     "serve_environment",
     "shipped_dir",
     "supports_preheat",
@@ -147,6 +148,60 @@ def voila_arguments(
         for name, value in values.items():
             if section == "VoilaConfiguration" and name == "preheat_kernel":
                 value = bool(value) and preheat
+            argv.append(f"--{section}.{name}={_flag_value(value)}")
+    return argv
+
+
+def reviewer_command(
+    prefix: str,
+    *,
+    notebook: str | os.PathLike[str] | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """Command of a reviewer's server behind JupyterHub: the standalone Voilà app behind the hub's login.
+
+    ``jupyter-standaloneproxy`` (jupyter-server-proxy >= 4.2) checks the hub's OAuth cookie,
+    admits only ``$JUPYTERHUB_USER`` and forwards to Voilà, which it starts on a free ``{port}``
+    of 127.0.0.1. Standalone Voilà lets only widget (``comm_*``), ``kernel_info_request`` and
+    ``shutdown_request`` messages through its kernel websockets and serves nothing but the
+    dashboard: the browser can click, never run code. Never a Jupyter server (no contents, files,
+    kernels or terminals API).
+
+    Every executable is an absolute path (``python`` and the proxy beside it), so the command
+    works whatever the spawned process's ``PATH``. The proxy's own activity pings are off: they
+    would report "active" every 5 minutes for ever and defeat idle culling; the hub's proxy sees
+    the real traffic instead.
+
+    Parameters
+    ----------
+    prefix
+        The server's URL prefix, ``/user/<name>/``; Voilà writes it into every link of the page.
+    """
+    proxy = Path(python).parent / "jupyter-standaloneproxy"
+    notebook = Path(notebook) if notebook is not None else find_notebook()
+    argv = [
+        os.fspath(proxy),
+        "--absolute-url",  # forward /user/<name>/... unchanged: Voilà serves under that prefix
+        "--activity-interval=0",
+        "--timeout=120",  # seconds Voilà may take to start on the first request
+        "--",
+        os.fspath(python),
+        "-m",
+        "voila",
+        os.fspath(notebook),
+        "--port={port}",  # filled in by the proxy
+        "--Voila.ip=127.0.0.1",
+        "--no-browser",
+        f"--Voila.base_url={prefix if prefix.endswith('/') else prefix + '/'}",
+        # /voila/files/ would serve pictures of the notebook's folder: nothing is needed from it.
+        "--VoilaConfiguration.file_allowlist=[]",
+    ]
+    for section, values in voila_settings(config_dir).items():
+        for name, value in values.items():
+            if section == "VoilaConfiguration" and name == "preheat_kernel":
+                # A preheated kernel per reviewer doubles the memory for a page load saved.
+                value = False
             argv.append(f"--{section}.{name}={_flag_value(value)}")
     return argv
 

@@ -42,7 +42,7 @@ from .. import names
 from ..errors import DatasetError
 from . import export
 from .fileformat import COMMENT_KEYS, Decision, decision_to_record, parse_decision
-from .files import utc_now
+from .files import check_writable, utc_now
 from .journal import JournalledFile
 from .summary import HistoryEntry, Statistics, history_entries, last_saves
 
@@ -254,7 +254,13 @@ class Dataset:
         key = patient_key(patient)
         seconds = _check_seconds(seconds)
         Decision(decision, comment or "")  # refuse a bad decision before touching anything
+        if comment is not None and len(comment) > names.MAX_COMMENT:
+            raise DatasetError(
+                f"The comment is too long ({len(comment):,} characters; at most {names.MAX_COMMENT:,}); "
+                "nothing was saved."
+            )
         field = COMMENT_KEYS[phase]
+        check_writable(self.path)  # "saved" must never be said of a file that cannot change
         settled = None
         if settles is not None:
             settled = {names.check_username(u): decision_to_record(d) for u, d in settles.items()}

@@ -132,12 +132,28 @@ def read_dataset_file(path: Path) -> dict[str, dict[str, Any]]:
         raise DatasetError(f"Dataset file {path} does not exist.") from None
     except OSError as error:
         raise DatasetError(f"Dataset file {path} cannot be read ({error.strerror}).") from None
+    duplicates: list[str] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                duplicates.append(key)
+            seen.add(key)
+        return dict(pairs)
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=unique)
     except ValueError as error:
         raise DatasetError(
             f"Dataset file {path} is not valid JSON ({error}); it was left untouched."
         ) from None
+    if duplicates:
+        # json keeps the last copy; writing the file back would silently drop the other.
+        raise DatasetError(
+            f"Dataset file {path} lists {duplicates[0]!r} twice; it was left untouched "
+            "(remove one copy, then open it again)."
+        )
     if not isinstance(data, dict):
         raise DatasetError(
             f"Dataset file {path} is not a dataset: expected an object keyed by patient, "

@@ -22,6 +22,7 @@ from ..errors import DatasetError
 __all__ = [
     "LOCK_TIMEOUT",
     "NOFOLLOW",
+    "check_writable",
     "fsync_dir",
     "hold",
     "identity",
@@ -83,6 +84,21 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def check_writable(path: Path, what: str = "Dataset file") -> None:
+    """Refuse (:class:`DatasetError`, one sentence) a read-only ``path`` or a read-only folder around it.
+
+    The permission bits are read explicitly: root may write anything, yet an admin who made a file
+    read-only (``chmod 444``) means it must not change, whoever runs the tool.
+    """
+    for target, name in ((path, what), (path.parent, "Folder")):
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            continue
+        if not mode & 0o222 or not os.access(target, os.W_OK):
+            raise DatasetError(f"{name} {target} is read-only; nothing was saved.")
+
+
 def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
     """Write ``text`` to ``path``: temp file in the same folder, fsync, ``os.replace``, fsync the folder.
 
@@ -90,6 +106,7 @@ def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
     :class:`DatasetError` starting with ``what`` and the path.
     """
     folder = path.parent
+    check_writable(path, what)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as error:

@@ -45,6 +45,8 @@ class DecisionState(HasTraits):
         decision = None if decision in (None, "", "none") else decision
         if decision is not None and decision not in DECISIONS:
             raise InvalidNameError(f"Decision {decision!r} is not allowed; use one of {list(DECISIONS)}.")
+        if decision is None and not self.decision and self.comment == self._stored_comment:
+            return False  # clearing nothing (a disabled Clear "clicked" by a crafted client)
         return self._save(decision, self.comment)
 
     def set_comment(self, text: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ipywidgets import HTML, HBox, Layout
 
+from .queue import patient_name
 from .summary import CaseSummary
 
 FAILED_COLOUR = "#b00020"
@@ -98,7 +99,10 @@ class MetricsStrip(HBox):
 
     def refresh(self, change: Any = None) -> None:
         """Redraw the figures of the current patient (only when they changed)."""
-        value = strip_html(self._triage.current, measuring=bool(self._triage.current_patient))
+        patient = self._triage.current_patient
+        value = strip_html(self._triage.current, measuring=bool(patient))
+        if patient:  # named, so the strip visibly belongs to the patient in the title
+            value = f"<b class='cmrqc-metrics-patient'>{html.escape(patient_name(patient))}</b> · {value}"
         if value != self.html.value:
             self.html.value = value
             self.n_renders += 1

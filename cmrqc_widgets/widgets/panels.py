@@ -1,4 +1,4 @@
-"""Thin views of the review state: decision bar, navigation, case info and the log.
+"""Thin views of the review state: decision bar, navigation and the log (case info: ``case_info``).
 
 Each panel receives the :class:`~cmrqc_widgets.widgets.state.ReviewState`, links its controls to
 the state's traits and calls one state method per button. Nothing here keeps state of its own
@@ -28,7 +28,7 @@ from ipywidgets import (
 )
 from traitlets import dlink, link
 
-from ..names import DECISIONS, PHASES, STRUCTURES
+from ..names import DECISIONS, PHASES
 from .queue import FILTERS, patient_name
 
 DECISION_LABELS = {
@@ -341,54 +341,6 @@ class NavigationPanel(VBox):
             self.order_dropdown,
             self.filter_dropdown,
         ]
-
-
-class CaseInfo(VBox):
-    """Patient key, files, shape, spacing, layout, label voxel counts and load warnings.
-
-    Attributes
-    ----------
-    html : ipywidgets.HTML
-    """
-
-    def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        guard = guard or (lambda f: f)
-        self._state = state
-        self.html = HTML("")
-        self.html.add_class("cmrqc-case-info")
-        state.observe(guard(self.refresh), "case_serial")
-        super().__init__([self.html], **kwargs)
-        self.refresh()
-
-    def refresh(self, change: Any = None) -> None:
-        """Rebuild the table from the current case (or its error)."""
-        state = self._state
-        rows = [("Patient", state.patient or "—"), ("Phase", state.phase)]
-        case = state.case
-        if case is not None:
-            counts = case.voxel_counts()
-            spacing = " x ".join(f"{s:g}" for s in case.spacing)
-            rows += [
-                ("Image", str(case.image_path)),
-                ("Labels", str(case.labels_path)),
-                ("Layout", case.layout),
-                ("Shape", " x ".join(str(n) for n in case.shape) + " (slices x rows x cols)"),
-                ("Spacing", f"{spacing} mm"),
-                ("Voxels", ", ".join(f"{s} {counts.get(s, 0):,}" for s in STRUCTURES if s in counts) or "—"),
-            ]
-            rows += [("Warning", w) for w in case.warnings]
-        elif state.error:
-            rows.append(("Error", state.error))
-        body = "".join(
-            f'<tr><th style="text-align:left;padding-right:8px;vertical-align:top">{html.escape(k)}</th>'
-            f'<td style="word-break:break-all">{html.escape(str(v))}</td></tr>'
-            for k, v in rows
-        )
-        self.html.value = f'<table style="font-size:12px">{body}</table>'
-
-    def sync_widgets(self) -> list[Any]:
-        """Widgets a patient switch updates."""
-        return [self.html]
 
 
 def _icon() -> Layout:

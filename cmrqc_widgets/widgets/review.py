@@ -8,8 +8,13 @@ is a thin view linked to it. Layout::
               decision bar (4 decisions, comment, "saved 12:03:41")
     middle:   3D panel (collapsible) · case info
     right:    navigation (phase, prev/next, next undecided, order, filter, patient list, progress) ·
-              stats
+              stats · DICOM upload (a zipped study becomes a new dataset)
     footer:   help line of the keys · log
+
+Never the wrong patient: the state prepares every case for the panels (packed volume, 3D points)
+before it tells them to draw, and names it (``case_id``); the slice viewer holds the identity of
+the volume it was sent and refuses one that is not the state's (kernel side and in the browser);
+the title names the patient and phase. Any failure blanks the images and says why at the top.
 
 A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
 volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
@@ -22,21 +27,28 @@ from __future__ import annotations
 import contextlib
 import gc
 import html
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from ipywidgets import HTML, HBox, Layout, VBox
-from traitlets import link
+from traitlets import dlink, link
 
 from . import keys as keymap
+from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
+from .current import could_not_show
+from .dicom_upload import DicomUpload
 from .metrics_strip import MetricsStrip
-from .panels import CaseInfo, DecisionBar, LogPanel, NavigationPanel
+from .panels import DecisionBar, LogPanel, NavigationPanel
+from .queue import patient_name
 from .slice_viewer import SliceViewer, pack_case
 from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
+
+log = logging.getLogger(__name__)
 
 
 class ReviewWidget(VBox):
@@ -103,6 +115,7 @@ class ReviewWidget(VBox):
         self.case_info = CaseInfo(st, guard=guard)
         self.navigation = NavigationPanel(st, guard=guard)
         self.stats = StatsPanel(st, guard=guard)
+        self.dicom_upload = DicomUpload(st, guard=guard)
         self.title = HTML("")
         self.banner = HTML("")
         self.metrics_strip = MetricsStrip(st.triage, guard=guard)
@@ -111,13 +124,16 @@ class ReviewWidget(VBox):
 
         for name in ("slice", "view", "overlay", "alpha", "window", "zoom", "visible", "playing", "fps"):
             link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
+        dlink((st, "case_id"), (self.slice_view, "case_id"))
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
+        self.volume_view.provider = lambda case: st.prepare("points")
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
         st.observe(guard(self._show_case), "case_serial")
-        st.observe(guard(self._show_title), ["dataset", "error"])
+        st.observe(guard(self._show_title), ["dataset", "error", "patient", "phase"])
         st.add_batch_hook(self._hold_all)
-        st.prefetcher.add_task("pack", pack_case)
-        st.prefetcher.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
+        # Looked up at call time, so tests can watch where packing happens.
+        st.add_task("pack", lambda case: pack_case(case))
+        st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
 
         self.key_area = VBox([self.slice_view, self.slice_controls], layout=Layout(flex="0 0 auto"))
         self.key_area.add_class("cmrqc-key-area")
@@ -134,7 +150,7 @@ class ReviewWidget(VBox):
             layout=Layout(flex="0 0 360px", width="360px", padding="0 8px 0 0"),
         )
         right = VBox(
-            [self.navigation, self.stats],
+            [self.navigation, self.stats, self.dicom_upload],
             layout=Layout(flex="1 1 320px", min_width="320px"),
         )
         super().__init__(
@@ -293,25 +309,33 @@ class ReviewWidget(VBox):
     # ------------------------------------------------------------------------------------------
     def _show_case(self, change: Any = None) -> None:
         st = self.state
-        case, points = st.case, None
-        if case is not None:
-            folder = st.patient_dir()
-            packed = st.prefetcher.take("pack", case, folder, st.phase)
-            if packed is None:  # the reviewer was faster than the prefetch
-                packed = pack_case(case)
-                st.prefetcher.put("pack", case, folder, st.phase, packed)
-            self.slice_view.show_case(case, slice_index=st.slice, packed=packed)
-            if self.volume_view.expanded:
-                points = st.prefetcher.take("points", case, folder, st.phase)
-        else:
-            self.slice_view.show_message(st.error or "Nothing to show.")
-        self.volume_view.show_case(case, st.error, points=points)
+        case = st.case
+        try:
+            if case is not None:
+                packed = st.result("pack")
+                self.slice_view.show_case(case, slice_index=st.slice, packed=packed, identity=st.case_id)
+            else:
+                self.slice_view.show_message(st.error or "Nothing to show.")
+            self.volume_view.show_case(case, st.error, points=st.result("points"))
+        except Exception as exc:  # never leave the previous case's pixels on screen
+            if case is not None:
+                st.fail_case(exc)  # every panel then shows the sentence (this runs again, case None)
+                return
+            log.error("Showing %s %s failed", st.patient, st.phase, exc_info=exc)
+            message = could_not_show(st.patient, st.phase, exc)
+            self.slice_view.show_message(message)
+            self.volume_view.show_case(None, message)
+            st.error = message
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state
         user = html.escape(str(st.store.user))
         dataset = html.escape(st.dataset or "no dataset")
-        self.title.value = f"<h3 style='margin:4px 0'>Segmentation QC · {user} · {dataset}</h3>"
+        here = ""
+        if st.patient:
+            name = html.escape(patient_name(st.patient))
+            here = f" · <span class='cmrqc-title-case'>{name} {st.phase}</span>"
+        self.title.value = f"<h3 style='margin:4px 0'>Segmentation QC · {user} · {dataset}{here}</h3>"
         error = st.error
         self.banner.value = (
             f"<div style='color:#b00020;font-weight:bold;padding:4px 0' class='cmrqc-error'>"

@@ -5,6 +5,11 @@
 // slice step needs is here, so a step is painted from memory instead of a 50-66 ms kernel round
 // trip. The kernel stays the source of truth: we only read traits, and write `slice_index` back
 // (wheel, play) with save_changes().
+//
+// Never the wrong patient: `volume_id` names the case the volume was packed from and `case_id` the
+// case the review state shows ("<serial>:<phase>:<patient>"). A volume whose id is not `case_id` is
+// never painted: the canvases are cleared and, unless its replacement is still being decoded, the
+// viewer says which case it could not show.
 
 const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1
 const UNKNOWN = 255; // structure code of a label value the label map does not name
@@ -25,6 +30,13 @@ async function inflate(value) {
   if (bytes.length === 0) return bytes;
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// "<serial>:<phase>:<patient>" -> "<patient folder name> <phase>".
+function describe(id) {
+  const [, phase = "", ...rest] = String(id).split(":");
+  const patient = rest.join(":").split(/[\\/]/).filter(Boolean).pop() || "this case";
+  return `${patient} ${phase}`.trim();
 }
 
 function hexToRgb(hex) {
@@ -54,13 +66,16 @@ function copySlice(volume, shape, view, k, out) {
   }
 }
 
+// Orientation letters: one span per edge of each image, filled from the `orientation` trait.
+const EDGES = ["left", "right", "top", "bottom"].map((e) => `<span class="cmrqc-sv-or" data-edge="${e}"></span>`).join("");
+
 function render({ model, el }) {
   el.classList.add("cmrqc-slice-viewer");
   el.innerHTML = `
     <div class="cmrqc-sv-message" hidden></div>
     <div class="cmrqc-sv-panels">
-      <figure><canvas class="cmrqc-sv-mri"></canvas><figcaption>MRI</figcaption></figure>
-      <figure><canvas class="cmrqc-sv-labels"></canvas><figcaption>Labels</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}</div><figcaption>MRI</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}</div><figcaption>Labels</figcaption></figure>
     </div>
     <div class="cmrqc-sv-status"></div>`;
   const messageEl = el.querySelector(".cmrqc-sv-message");
@@ -72,6 +87,7 @@ function render({ model, el }) {
   let volume = null; // { image, labels, shape } once decoded
   let generation = 0; // drops a decode that finished after a newer volume arrived
   let error = "";
+  let loading = false; // a volume is being decoded (a refused one is then only blanked)
   let draws = 0;
   const lut = new Uint8Array(256); // window/level: sent intensity -> grey
   const codeRgb = new Uint8Array(256 * 3); // structure code -> colour
@@ -96,8 +112,22 @@ function render({ model, el }) {
     codeOn[UNKNOWN] = 1; // a stray label is always worth seeing
   }
 
+  // The volume held is not the case on screen (identity check; the kernel checks it too).
+  function refused() {
+    const expected = model.get("case_id");
+    return Boolean(volume && expected && volume.id !== expected);
+  }
+
+  function placeLetters() {
+    const letters = (model.get("orientation") || {})[model.get("view")] || {};
+    for (const span of el.querySelectorAll(".cmrqc-sv-or")) span.textContent = letters[span.dataset.edge] || "";
+  }
+
   function showMessage() {
-    const text = model.get("message") || error;
+    let text = model.get("message") || error;
+    if (!text && refused() && !loading) {
+      text = `Could not show ${describe(model.get("case_id"))}: the images received are those of ${describe(volume.id)}.`;
+    }
     messageEl.textContent = text;
     messageEl.hidden = !text;
     panels.hidden = status.hidden = Boolean(text) || !volume;
@@ -118,6 +148,11 @@ function render({ model, el }) {
   function draw() {
     showMessage();
     if (!volume || model.get("message") || error) return;
+    if (refused()) {
+      for (const ctx of contexts) ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+      el.dataset.volumeId = "";
+      return;
+    }
     const t0 = performance.now();
     const view = model.get("view");
     const g = geometry(volume.shape, model.get("spacing"), view);
@@ -159,13 +194,16 @@ function render({ model, el }) {
     status.textContent = `slice ${k + 1} / ${g.n}`;
     // Exposed for the browser tests (paint time, which slice is on screen).
     el.dataset.slice = String(k);
+    el.dataset.volumeId = volume.id;
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
 
   async function load() {
     const mine = ++generation;
+    loading = true;
     const shape = model.get("shape").slice();
+    const id = model.get("volume_id");
     const n = shape[0] * shape[1] * shape[2];
     el.dataset.ready = "0";
     try {
@@ -178,7 +216,7 @@ function render({ model, el }) {
         volume = null;
         error = `The volume has ${image.length} voxels but its shape ${shape.join(" x ")} needs ${n}.`;
       } else {
-        volume = { image, labels: labels.length ? labels : new Uint8Array(n), shape };
+        volume = { image, labels: labels.length ? labels : new Uint8Array(n), shape, id };
         error = "";
       }
     } catch (err) {
@@ -186,6 +224,7 @@ function render({ model, el }) {
       volume = null;
       error = `The volume could not be decoded: ${err}.`;
     }
+    loading = false;
     layout();
     draw();
     el.dataset.ready = volume ? "1" : "0";
@@ -196,6 +235,7 @@ function render({ model, el }) {
   function queueLoad() {
     if (loadQueued) return;
     loadQueued = true;
+    loading = true;
     queueMicrotask(() => {
       loadQueued = false;
       load();
@@ -220,17 +260,21 @@ function render({ model, el }) {
   panels.addEventListener("wheel", onWheel, { passive: false });
 
   const handlers = [
-    ["change:image change:labels change:shape", queueLoad],
+    ["change:image change:labels change:shape change:volume_id", queueLoad],
+    // After the whole message: its new volume, if any, has queued its load by then.
+    ["change:case_id", () => queueMicrotask(draw)],
     ["change:window", () => (buildLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
     ["change:slice_index change:overlay change:alpha change:message", draw],
-    ["change:view change:spacing", () => (layout(), draw())],
+    ["change:view change:spacing", () => (layout(), placeLetters(), draw())],
+    ["change:orientation", placeLetters],
     ["change:zoom", layout],
   ];
   for (const [events, handler] of handlers) for (const name of events.split(" ")) model.on(name, handler);
 
   buildLut();
   buildColours();
+  placeLetters();
   showMessage();
   load();
 

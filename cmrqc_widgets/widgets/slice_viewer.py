@@ -8,6 +8,12 @@ window/level and zoom from memory. The kernel stays the source of truth: every s
 trait, so key handlers and tests change ``slice_index``, ``view`` or ``alpha`` without a browser.
 
 Arrays are indexed ``[slice, row, col]`` in display orientation (see ``cmrqc_widgets.cases.reader``).
+
+Never the wrong patient: every volume sent carries the identity of the case it was packed from
+(``volume_id``, ``"<serial>:<phase>:<patient>"``), and ``case_id`` holds the identity the review
+state currently shows. :meth:`SliceViewer.show_case` refuses a packed volume of another case, and
+the browser refuses to paint a volume whose ``volume_id`` is not ``case_id``: it blanks the images
+and says "could not show <patient> <phase>" instead.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import struct
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ import numpy as np
 import traitlets
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
+from ..render.orientation import edge_letters
 
 VIEWS: tuple[str, ...] = ("sa", "hla", "vla")
 """Short axis (``volume[k]``), horizontal long axis (``volume[:, k, :]``), vertical long axis
@@ -54,6 +62,44 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 Packed = tuple[bytes, bytes, list[int], list[float]]
 """What :func:`pack_volume` returns: (image bytes, labels bytes, shape, default window)."""
 
+
+
+@dataclass(frozen=True)
+class PackedCase:
+    """A packed volume and the case it was packed from (patient folder and phase).
+
+    Attributes
+    ----------
+    volume : Packed
+        What :func:`pack_volume` returned.
+    patient_dir : str
+        ``str(case.patient_dir)``.
+    phase : str
+    """
+
+    volume: Packed
+    patient_dir: str
+    phase: str
+
+    def belongs_to(self, case: Any) -> bool:
+        """Whether this volume was packed from ``case`` (same patient folder and phase)."""
+        return (self.patient_dir, self.phase) == _source(case)
+
+
+def _source(case: Any) -> tuple[str, str]:
+    """(patient folder, phase) of a case; empty for a bare array holder (tests, notebooks)."""
+    return str(getattr(case, "patient_dir", "")), str(getattr(case, "phase", ""))
+
+
+class CaseMismatchError(ValueError):
+    """A volume about to be shown is not the case the review state names."""
+
+
+def identity_text(patient: str, phase: str, serial: int) -> str:
+    """The case identity the viewer and the browser compare: ``"<serial>:<phase>:<patient>"``."""
+    return f"{int(serial)}:{phase}:{patient}"
+
+
 PERCENTILE_SAMPLE = 1 << 17  # a fixed stride: the 99.9th percentile is still ~130 samples deep
 """Volumes larger than this many voxels take their percentiles from an even subsample of about
 this size (the same figures to a fraction of a grey level, ten times faster on 256x256x80)."""
@@ -73,6 +119,10 @@ def deflate(data: bytes | memoryview, level: int = ZLIB_LEVEL) -> bytes:
     :data:`ZLIB_STRATEGY` throughout.
     """
     global _pool
+    if isinstance(data, np.ndarray):
+        # Reoriented volumes are views with negative or transposed strides: memoryview casts
+        # need C order (and the browser reads the bytes in C order too).
+        data = np.ascontiguousarray(data)
     view = memoryview(data).cast("B")
     if len(view) < PARALLEL_DEFLATE_BYTES:
         compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, ZLIB_STRATEGY)
@@ -147,7 +197,10 @@ def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping
 
     data = image.astype(np.float32, copy=False)
     if data.size and not np.isfinite(data.sum(dtype=np.float64)):
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+        # NaN/Inf voxels become the darkest finite value: shown dark, and out of the window's way.
+        finite = np.isfinite(data)
+        low = float(data[finite].min()) if finite.any() else 0.0
+        data = np.where(finite, data, np.float32(low))
     sample = data.ravel()[:: max(1, data.size // PERCENTILE_SAMPLE)]
     q = np.percentile(sample, [*SCALE_PERCENTILES, *WINDOW_PERCENTILES]) if data.size else np.zeros(4)
     lo, hi = float(q[0]), float(q[1])
@@ -158,7 +211,8 @@ def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping
     scaled *= np.float32(gain)
     np.clip(scaled, 0, 255, out=scaled)
     np.rint(scaled, out=scaled)
-    pixels = scaled.astype(np.uint8)
+    # astype keeps the input's memory layout (order "K"); the browser reads [slice, row, col] C order.
+    pixels = scaled.astype(np.uint8, order="C")
     del scaled
 
     w_low = float(np.clip((q[2] - lo) * gain, 0, 255))
@@ -166,7 +220,7 @@ def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping
     if w_high - w_low < 1.0:
         w_low, w_high = 0.0, 255.0
 
-    codes = structure_codes(labels, image.shape, label_map)
+    codes = np.ascontiguousarray(structure_codes(labels, image.shape, label_map))
     return (
         deflate(pixels),
         deflate(codes),
@@ -175,9 +229,10 @@ def pack_volume(image: np.ndarray, labels: np.ndarray | None, label_map: Mapping
     )
 
 
-def pack_case(case: Any) -> Packed:
-    """:func:`pack_volume` of a case (anything with ``image``, ``labels`` and ``label_map``)."""
-    return pack_volume(case.image, case.labels, case.label_map)
+def pack_case(case: Any) -> PackedCase:
+    """:func:`pack_volume` of a case (``image``, ``labels``, ``label_map``, ``patient_dir``, ``phase``)."""
+    volume = pack_volume(case.image, case.labels, case.label_map)
+    return PackedCase(volume, *_source(case))
 
 
 def view_length(shape: list[int] | tuple[int, ...], view: str) -> int:
@@ -223,6 +278,14 @@ class SliceViewer(anywidget.AnyWidget):
     playing = traitlets.Bool(False).tag(sync=True)
     fps = traitlets.Int(5).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
+    orientation = traitlets.Dict(default_value={}).tag(sync=True)
+    """Letters at the image edges per view, ``{"sa": {"left": "R", "right": "L", "top": "A", ...}}``
+    (:func:`~cmrqc_widgets.render.orientation.edge_letters` of the case's affine)."""
+    case_id = traitlets.Unicode("").tag(sync=True)
+    """Identity of the case the review state shows (:func:`identity_text`); the browser paints only
+    a volume whose ``volume_id`` equals it."""
+    volume_id = traitlets.Unicode("").tag(sync=True)
+    """Identity of the case ``image`` and ``labels`` were packed from ('' when none)."""
 
     default_window = traitlets.List(traitlets.Float(), default_value=[0.0, 255.0])
     """Robust window of the current volume (not synced): what a "reset window" control restores."""
@@ -232,8 +295,16 @@ class SliceViewer(anywidget.AnyWidget):
         """Number of slices of the current view (0 when no volume is shown)."""
         return view_length(self.shape, self.view)
 
+    @property
+    def shows_current(self) -> bool:
+        """Whether the volume held is the case named by ``case_id`` (False when none is held)."""
+        return bool(self.volume_id) and self.volume_id == self.case_id and bool(self.image)
+
     @traitlets.validate("slice_index")
     def _clamp_slice(self, proposal: dict[str, Any]) -> int:
+        # Remember the index asked for: a view or volume arriving just after it (the order of
+        # linked traits is not ours to choose) clamps against the new length, not the old one.
+        self._wanted_slice = int(proposal["value"])
         return int(min(max(proposal["value"], 0), max(self.n_slices - 1, 0)))
 
     @traitlets.validate("alpha")
@@ -268,26 +339,59 @@ class SliceViewer(anywidget.AnyWidget):
     @traitlets.observe("view", "shape")
     def _reclamp_slice(self, change: dict[str, Any]) -> None:
         # Re-validate against the new view length; the validator does the clamping.
-        self.slice_index = self.slice_index
+        self.slice_index = getattr(self, "_wanted_slice", self.slice_index)
 
-    def show_case(self, case: Any, slice_index: int | None = None, packed: Packed | None = None) -> None:
+    def show_case(
+        self,
+        case: Any,
+        slice_index: int | None = None,
+        packed: PackedCase | None = None,
+        identity: str | None = None,
+    ) -> None:
         """Send one phase of a case to the browser in a single message.
 
         Parameters
         ----------
         case : Case
-            Anything with ``image`` (slices, rows, cols), ``labels``, ``label_map`` and ``spacing``.
+            Anything with ``image`` (slices, rows, cols), ``labels``, ``label_map``, ``spacing``,
+            ``patient_dir`` and ``phase``.
         slice_index : int, optional
             Slice to show; by default the current index, clamped to the new volume.
-        packed : tuple, optional
+        packed : PackedCase, optional
             :func:`pack_case` of ``case`` when already computed (e.g. by the prefetch).
+        identity : str, optional
+            The review state's identity of this case (:func:`identity_text`); it must equal
+            ``case_id`` (linked from the state). Standalone, both are derived from the case.
+
+        Raises
+        ------
+        CaseMismatchError
+            ``packed`` was packed from another case, or ``identity`` is not ``case_id``.
         """
-        image_bytes, labels_bytes, shape, window = packed if packed is not None else pack_case(case)
+        if packed is None:
+            packed = pack_case(case)
+        if not packed.belongs_to(case):
+            raise CaseMismatchError(
+                f"the volume packed from {Path(packed.patient_dir).name} {packed.phase} "
+                "is not the case to show, {} {}".format(Path(_source(case)[0]).name, _source(case)[1])
+            )
+        if identity is None:
+            identity = identity_text(Path(_source(case)[0]).name, _source(case)[1], 0)
+            case_id = identity
+        else:
+            case_id = self.case_id
+            if identity != case_id:
+                raise CaseMismatchError(f"the case {identity!r} is not the one on screen, {case_id!r}")
+        image_bytes, labels_bytes, shape, window = packed.volume
         index = self.slice_index if slice_index is None else slice_index
         with self.hold_sync():
+            self.case_id = case_id
+            self.volume_id = identity
             self.image = image_bytes
             self.labels = labels_bytes
             self.spacing = [float(s) for s in case.spacing]
+            affine = getattr(case, "affine", None)
+            self.orientation = edge_letters(affine) if affine is not None else {}
             self.shape = shape
             self.default_window = window
             self.window = window
@@ -298,6 +402,8 @@ class SliceViewer(anywidget.AnyWidget):
         """Drop the volume and show ``text`` (a case error, "no patients") instead of the images."""
         with self.hold_sync():
             self.playing = False
+            self.volume_id = ""
+            self.orientation = {}
             self.image = b""
             self.labels = b""
             self.shape = [0, 0, 0]

@@ -27,17 +27,17 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from traitlets import Any as AnyTrait
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
-from ..errors import CaseError, CmrqcError, DatasetError, InvalidNameError
+from ..errors import CmrqcError, DatasetError, InvalidNameError
 from ..names import PHASES, check_phase
+from .current import MIN_CACHE_MB, CurrentCase
 from .decisions import DecisionState
 from .navigation import NavigationState
 from .prefetch import Prefetcher
 from .queue import word
 from .review_queue import QueueState
-from .settings import VIEWS, ViewSettings, recall, remember
+from .settings import ViewSettings, recall, remember
 from .triage import Triage
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,7 @@ DEFAULT_CACHE_MB = 160.0
 """Most memory for decoded cases: the current, previous and next patients (both phases) of a
 256x256x80 stack take ~160 MB (26 MB per case)."""
 
-CASES_KEPT = 8
-"""The cache holds about this many cases (current, previous and next patients, both phases, plus
-two), and at least :data:`MIN_CACHE_MB`, within ``cache_mb``: small cases do not fill 160 MB."""
-
-MIN_CACHE_MB = 32.0
-
-
-class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
+class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewSettings):
     """Dataset, patient, phase, slice, decision, comment and view settings of one reviewer.
 
     Parameters
@@ -70,7 +63,7 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
         An existing case cache; default a new one bounded by ``cache_mb``.
     cache_mb : float
         Most memory for decoded cases when ``cache`` is not given; the cache keeps about
-        :data:`CASES_KEPT` cases (at least 32 MB) within it.
+        :data:`~cmrqc_widgets.widgets.current.CASES_KEPT` cases (at least 32 MB) within it.
     layout : str or Layout, optional
         File layout of the cases; detected per patient when omitted.
     remember : bool
@@ -84,12 +77,10 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
     patient_index = Int(0, help="Index of the current patient in `patients` (clamped).")
     patient = Unicode("", help="Key of the current patient ('' when none).")
     phase = Unicode("ED", help="Current phase, 'ED' or 'ES'.")
-    case = AnyTrait(None, allow_none=True, help="The loaded Case, or None when it failed.")
-    case_serial = Int(0, help="Increments after every case load (also failed ones).")
-    error = Unicode("", help="Sentence shown in the panels instead of the images ('' when fine).")
     notice = Unicode("", help="Transient message for the reviewer (save failed, all decided ...).")
 
-    # decision, comment, saved_at, revision: see DecisionState; filter, order, queue, progress:
+    # case, case_serial, case_id, error: see CurrentCase; decision, comment, saved_at, revision: see
+    # DecisionState; filter, order, queue, progress:
     # see QueueState
 
     def __init__(
@@ -106,6 +97,7 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        self._init_current()
         if store is None:
             from ..store import QCStore
 
@@ -321,33 +313,6 @@ class ReviewState(DecisionState, NavigationState, QueueState, ViewSettings):
         self._prefetch()
         if self.remember and self.dataset_obj is not None and self.dataset:
             remember(self.store.folder, self.dataset, self.patient)
-
-    def _load_case(self, *, reset_slice: bool) -> None:
-        case, error = None, self._dataset_error
-        if self.patient:
-            try:
-                case = self.cache.get(self.patient_dir(), self.phase, self.layout)
-            except CaseError as exc:
-                error = str(exc)
-            except Exception as exc:  # a bug or an unexpected file problem: show it, keep going
-                log.exception("Loading %s %s failed", self.patient, self.phase)
-                error = f"The {self.phase} case of {self.patient} could not be loaded: {exc}"
-        if case is not None and self._cache_limit is not None:
-            wanted = max(MIN_CACHE_MB * 1e6, CASES_KEPT * case.nbytes)
-            self.cache.max_bytes = int(max(self.cache.max_bytes, min(self._cache_limit, wanted)))
-        self.case = case
-        self.error = error
-        self.n_slices = self._view_length()
-        if reset_slice:
-            self.slice = self.n_slices // 2
-        else:
-            self.slice = self.slice  # re-clamp to the new case
-        self.case_serial += 1
-
-    def _view_length(self) -> int:
-        if self.case is None:
-            return 0
-        return int(self.case.image.shape[VIEWS.index(self.view)])
 
     def _prefetch(self) -> None:
         if not self.patient:

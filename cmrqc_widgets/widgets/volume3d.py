@@ -8,6 +8,11 @@ Cost control, because 50,000 ``box`` markers rotate at ~1.5 frames/s under softw
   usually extracted ahead by the prefetch (:meth:`Volume3DPanel.points_for` in the background);
 - one ``Scatter`` per structure with one solid colour, so only coordinates travel (float32).
 
+Points are drawn in the frame of the short-axis view (x across the screen as the 2D columns run,
+y up, z toward the viewer; :func:`~cmrqc_widgets.render.orientation.screen_frame`), so the default
+camera shows the heart as the 2D panel does, with the same handedness (the RV on the same side),
+and the axes are labelled with the patient directions they run between ("R → L", "P → A", ...).
+
 The figure is built explicitly (``Figure(scatters=[Scatter(...)])``), never through the global
 current figure of ``ipyvolume.pylab``; the marker is ``box`` because the 2D markers of
 ipyvolume 0.6.3 draw nothing. Two more traps of ipyvolume 0.6.3, seen in Chromium under Voilà:
@@ -28,6 +33,7 @@ import numpy as np
 from ipywidgets import HTML, Layout, ToggleButton, VBox
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
+from ..render.orientation import axis_labels, screen_frame
 from ..render.points import case_points
 
 DEFAULT_CAP = 50_000
@@ -47,26 +53,30 @@ class Drawing:
     Attributes
     ----------
     parts : dict
-        Structure -> (x, y, z) contiguous float32 arrays in scanner millimetres (only structures
-        with points).
+        Structure -> (x, y, z) contiguous float32 arrays in mm, in the short-axis view's frame
+        (only structures with points).
     limits : tuple
         (low, high) of the x, y and z axes: a cube around the points.
     size : float
         Marker size: about one voxel, a little larger when subsampled so surfaces stay closed.
     status : str
         HTML line: points drawn of labelled voxels, per structure.
+    axes : tuple of str
+        Labels of the x, y and z axes: the patient directions they run between.
     """
 
     parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     limits: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
     size: float
     status: str
+    axes: tuple[str, str, str] = ("x", "y", "z")
 
 
 def prepare_drawing(case: Any, cap: int = DEFAULT_CAP) -> Drawing:
     """The :class:`Drawing` of ``case`` with at most ``cap`` points."""
     points = case_points(case, cap=cap)
-    xyz = points.xyz.astype(np.float32, copy=False)
+    frame = screen_frame(case.affine)
+    xyz = (points.xyz.astype(np.float64) @ frame.T).astype(np.float32)
     if len(xyz):
         low, high = xyz.min(axis=0), xyz.max(axis=0)
     else:
@@ -78,14 +88,15 @@ def prepare_drawing(case: Any, cap: int = DEFAULT_CAP) -> Drawing:
     fill = (total / max(len(xyz), 1)) ** (1 / 3) if total else 1.0
     size = float(np.clip(100 * voxel * fill / (2 * half), 0.2, 4.0))
     parts = {}
-    for name in STRUCTURES:
-        part = points.for_structure(name)
+    for index, name in enumerate(STRUCTURES):
+        part = xyz[points.structure == index]
         if len(part):
             parts[name] = tuple(np.ascontiguousarray(part[:, k], dtype=np.float32) for k in range(3))
     counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
     shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
     x, y, z = ((float(c - half), float(c + half)) for c in centre)
-    return Drawing(parts, (x, y, z), size, f"<small>{shown} ({counts})</small>")
+    axes = axis_labels(case.affine)
+    return Drawing(parts, (x, y, z), size, f"<small>{shown} ({counts})</small>", axes)
 
 
 class Volume3DPanel(VBox):
@@ -139,6 +150,9 @@ class Volume3DPanel(VBox):
         self._placeholder: Any = None
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
         self.on_build: Callable[[], None] | None = None  # called once ipyvolume is imported and built
+        self.provider: Callable[[Any], Drawing | None] = self.points_for
+        """Where the drawing of a case comes from when not given (the review state's preparation,
+        which fails the whole case, not just this panel, when the points cannot be made)."""
         super().__init__(
             [self.toggle, self.status, self._body],
             layout=Layout(flex="0 0 auto", min_width=f"{size}px"),
@@ -211,7 +225,7 @@ class Volume3DPanel(VBox):
             geo=MARKER,
         )
         self.figure = ipyvolume.Figure(scatters=[self._placeholder], width=self.size, height=self.size)
-        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x", "y", "z"  # scanner mm
+        self.figure.xlabel, self.figure.ylabel, self.figure.zlabel = "x", "y", "z"  # until a case comes
         if self.on_build is not None:
             self.on_build()
 
@@ -256,13 +270,17 @@ class Volume3DPanel(VBox):
             return
         if self._case is self._drawn:
             return
-        drawing = self._points if self._points is not None else self.points_for(self._case)
+        case = self._case
+        drawing = self._points if self._points is not None else self.provider(case)
         self._points = None
+        if drawing is None or self._case is not case:
+            return  # the provider failed the case and the panel already shows why
         self.n_point_updates += 1
-        self._drawn = self._case
+        self._drawn = case
         with self.figure.hold_sync():
-            for axis, limits in zip("xyz", drawing.limits, strict=True):
+            for axis, limits, label in zip("xyz", drawing.limits, drawing.axes, strict=True):
                 setattr(self.figure, f"{axis}lim", limits)
+                setattr(self.figure, f"{axis}label", label)
             old = self.scatters
             size = drawing.size
             self.scatters = {name: self._scatter(name, part, size) for name, part in drawing.parts.items()}

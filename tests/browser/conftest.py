@@ -343,10 +343,31 @@ class HubServer:
 
     url: str
     root: Path
+    state: Path
     passwords: dict[str, str]
     datasets: dict[str, Path]
     max_failures: int
     server: Server
+
+
+def hub_test_config(state: Path, env: dict[str, str], extra: str = "") -> Path:
+    """Our shipped hub config, plus what a test run needs, as ``<state>/test_jupyterhub_config.py``.
+
+    Reviewers' servers refuse to run as root. Tests run as root in CI, and on this kind of machine
+    the Python lives under ``/root`` (0700), so no other account could run a reviewer's server:
+    there, and only there, the test allows root (``TrialSpawner.allow_root``). The refusal itself
+    is tested with the config as shipped (``test_hub_refuses_root_servers``).
+    """
+    from cmrqc_widgets.serve.voila import shipped_dir
+
+    shipped = shipped_dir("voila_config") / "jupyterhub_config.py"
+    lines = [f"load_subconfig({str(shipped)!r})"]
+    if os.geteuid() == 0:
+        lines.append("c.TrialSpawner.allow_root = True")
+    lines.append(extra)
+    path = state / "test_jupyterhub_config.py"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -359,11 +380,11 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         pytest.skip("configurable-http-proxy is not on PATH (npm install -g configurable-http-proxy)")
     from cmrqc_widgets.demo import make_demo_cohort
     from cmrqc_widgets.serve.auth import add_user
-    from cmrqc_widgets.serve.voila import hub_environment, shipped_dir
+    from cmrqc_widgets.serve.voila import hub_environment
 
     root = tmp_path_factory.mktemp("hub-root")
     state = tmp_path_factory.mktemp("hub-state")
-    passwords = {"alice": "alice-pass-1", "bob": "bob-pass-2"}
+    passwords = {"alice": "amber-falcon-71", "bob": "cobalt-heron-62"}
     datasets = {}
     for (user, password), name in zip(passwords.items(), ("alpha.json", "beta.json"), strict=True):
         add_user(root, user, password)
@@ -378,11 +399,11 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         CMRQC_HUB_LOCKOUT_SECONDS="120",
     )
     env.pop("JUPYTERHUB_USER", None)
-    config = shipped_dir("voila_config") / "jupyterhub_config.py"
+    config = hub_test_config(state, env)
     server = Server("jupyterhub", [sys.executable, "-m", "jupyterhub", "-f", str(config)], env, cwd=state)
     server.start()
     try:
         server.wait_for_url(f"http://127.0.0.1:{port}/hub/api", timeout=90, ok=lambda s: s == 200)
-        yield HubServer(f"http://127.0.0.1:{port}", root, passwords, datasets, max_failures, server)
+        yield HubServer(f"http://127.0.0.1:{port}", root, state, passwords, datasets, max_failures, server)
     finally:
         server.stop()
