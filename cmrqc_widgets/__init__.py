@@ -1,7 +1,7 @@
 """cmrqc_widgets: quality control of cardiac MRI segmentations in JupyterLab, Voilà and JupyterHub.
 
 The pure parts (cases, rendering, the decision store) import quickly and never touch
-ipywidgets; :class:`ReviewWidget` is imported on first use.
+ipywidgets; :class:`ReviewWidget` and :class:`LeadWidget` are imported on first use.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "Decision",
     "InvalidNameError",
     "Layout",
+    "LeadWidget",
     "QCStore",
     "ReviewWidget",
     "load_case",
@@ -41,12 +42,13 @@ _LAZY = {
     "Dataset": "store",
     "Decision": "store",
     "ReviewWidget": "widgets",
+    "LeadWidget": "widgets",
 }
 
 if TYPE_CHECKING:
     from .cases import Case, CaseCache, Layout, load_case
     from .store import Dataset, Decision, QCStore
-    from .widgets import ReviewWidget
+    from .widgets import LeadWidget, ReviewWidget
 
 
 def __getattr__(name: str) -> Any:

@@ -108,3 +108,11 @@ def test_widget_syncs_over_a_real_comm(tmp_path: Path, monkeypatch: pytest.Monke
     # never drawn in 3D; once the cell is done, the 3D panel shows the case on screen.
     assert "3D: True 1" in text
     assert "3D later: True 0" in text
+
+
+def test_lead_notebook_is_one_short_cell() -> None:
+    """The lead's notebook is one short cell like the dashboard's, building LeadWidget after the request."""
+    notebook = nbformat.read(NOTEBOOKS / "lead.ipynb", as_version=4)
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code"]
+    assert cell.source.strip().splitlines()[-2:] == ["wait_for_request()", "LeadWidget()"]
+    assert cell.outputs == [] and notebook.metadata.kernelspec.name == "python3"

@@ -396,14 +396,16 @@ def test_serve_prints_the_port_it_really_uses(tmp_path, monkeypatch, capsys):
 
 
 def test_wheel_ships_only_the_named_notebooks():
-    """The wheel takes review.ipynb and tutorial.ipynb by name, never the whole notebooks/ folder."""
+    """The wheel takes lead.ipynb, review.ipynb and tutorial.ipynb by name, never the whole notebooks/ folder."""
     import tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     shipped = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     notebooks = sorted(source for source in shipped if source.startswith("notebooks"))
-    assert notebooks == ["notebooks/review.ipynb", "notebooks/tutorial.ipynb"]
+    assert notebooks == ["notebooks/lead.ipynb", "notebooks/review.ipynb", "notebooks/tutorial.ipynb"]
     assert all((REPO / source).is_file() for source in notebooks)
+
+
 def test_only_hashed_static_files_are_cached_for_a_year():
     """Files whose URL names their content (?v=) may be cached a year; pages and other files may not."""
     from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
@@ -422,3 +424,14 @@ def test_only_hashed_static_files_are_cached_for_a_year():
     assert cache_control("/voila/labextensions/anywidget/static/2.js") is None
     assert cache_control("/?v=1") is None  # the dashboard page itself
     assert cache_control("/voila/labextensions/anywidget/static/2.js?v=3dbf81c0", 404) is None
+
+
+def test_serve_lead_serves_the_lead_notebook_with_the_same_settings(tmp_path, monkeypatch):
+    """`cmrqc serve --lead` runs the same Voilà command on lead.ipynb (preheated too)."""
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    common = ["--root", str(tmp_path), "--user", "lee", "--no-browser"]
+    review, _ = prepare_serve(parse(["serve", *common]))
+    lead, env = prepare_serve(parse(["serve", "--lead", *common]))
+    assert lead[3] == str(REPO / "notebooks" / "lead.ipynb")
+    assert lead[:3] + lead[4:] == review[:3] + review[4:] and env["CMRQC_USER"] == "lee"
+    assert "--VoilaConfiguration.preheat_kernel=True" in lead

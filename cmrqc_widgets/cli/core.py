@@ -35,6 +35,7 @@ __all__ = ["REGISTRATIONS", "build_parser", "find_cases", "main"]
 REGISTRATIONS: tuple[str, ...] = (
     "cmrqc_widgets.cli.serving:register",  # serve, hub
     "cmrqc_widgets.cli.team:register",  # metrics, assign, agreement
+    "cmrqc_widgets.cli.report:register",  # report
     "cmrqc_widgets.cli.dicom:register",  # convert-dicom
 )
 
@@ -116,6 +117,7 @@ def build_parser(registrations: Iterable[str] | None = None) -> argparse.Argumen
         user_commands, "add", "add a reviewer or set a new password (prompted, or one line of stdin)"
     )
     add.add_argument("name", metavar="NAME", help="reviewer name")
+    add.add_argument("--lead", action="store_true", help="also add to the leads group (the lead's view)")
     add.add_argument(
         "--system",
         action="store_true",
@@ -351,8 +353,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     from ..serve.auth import add_user
 
     name = check_username(args.name)  # before asking for a password
-    add_user(args.root, name, _read_password(name))
-    print(f"Reviewer {name} saved in {resolve_root(args.root) / 'users.json'}.")
+    add_user(args.root, name, _read_password(name), lead=args.lead)
+    role = "Lead" if args.lead else "Reviewer"
+    print(f"{role} {name} saved in {resolve_root(args.root) / 'users.json'}.")
     if getattr(args, "system", False):
         from ..serve.auth import give_to_system_user
 
@@ -376,10 +379,11 @@ def cmd_user_migrate(args: argparse.Namespace) -> int:
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     """``cmrqc user list``: reviewer names in users.json."""
-    from ..serve.auth import load_users
+    from ..serve.auth import leads, load_users
 
+    lead = set(leads(args.root))
     for name in load_users(args.root):
-        print(name)
+        print(f"{name} (lead)" if name in lead else name)
     return 0
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from ..errors import CmrqcError
 from ..names import resolve_root, resolve_user
 from ..serve.voila import (
+    LEAD_NOTEBOOK,
+    NOTEBOOK,
     _run,
     ensure_demo,
     find_notebook,
@@ -28,7 +30,7 @@ def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """Resolve everything ``cmrqc serve`` needs: the Voilà command line and its environment."""
     root = resolve_root(args.root)
     user = resolve_user(args.user)
-    notebook = find_notebook()
+    notebook = find_notebook(name=LEAD_NOTEBOOK if getattr(args, "lead", False) else NOTEBOOK)
     config_dir = shipped_dir("voila_config")
     if getattr(args, "demo", False):
         path = ensure_demo(root, user)
@@ -50,8 +52,9 @@ def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
 def serve_command(args: argparse.Namespace) -> int:
     """``cmrqc serve``: run the Voilà dashboard for one reviewer until Ctrl-C."""
     argv, env = prepare_serve(args)
+    what = "lead's view" if getattr(args, "lead", False) else "review dashboard"
     print(
-        f"Serving the review dashboard for {env['CMRQC_USER']} (data root {env['CMRQC_ROOT']}) "
+        f"Serving the {what} for {env['CMRQC_USER']} (data root {env['CMRQC_ROOT']}) "
         f"on http://{args.ip}:{args.port}/ — press Ctrl-C to stop.",
         file=sys.stderr,
     )
@@ -115,6 +118,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8866, help="port (default: 8866)")
     serve.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    serve.add_argument(
+        "--lead", action="store_true", help="serve the lead's view (lead.ipynb); --user must be a lead"
+    )
     serve.set_defaults(func=serve_command)
 
     hub = subparsers.add_parser(

@@ -32,6 +32,7 @@ __all__ = [
     "Assignment",
     "PhaseAgreement",
     "agreement",
+    "agreement_of",
     "assign",
     "cohen_kappa",
     "confusion_matrix",
@@ -294,8 +295,18 @@ def agreement(
     if len(users) < 2:
         raise CmrqcError("Agreement needs at least two reviewers.")
     datasets = {u: QCStore(root, u).open(dataset_name) for u in users}
-    decisions = {u: ds.decisions() for u, ds in datasets.items()}
-    first = datasets[users[0]].patients
+    return agreement_of(dataset_name, {u: ds.decisions() for u, ds in datasets.items()})
+
+
+def agreement_of(dataset_name: str, decisions: dict[str, dict[str, dict[str, Any]]]) -> AgreementResult:
+    """Agreement of reviewers already read: reviewer -> patient -> phase -> Decision.
+
+    The same rules as :func:`agreement`; the first reviewer's patient order is kept.
+    """
+    users = _check_users(list(decisions))
+    if len(users) < 2:
+        raise CmrqcError("Agreement needs at least two reviewers.")
+    first = list(decisions[users[0]])
     everyone = set.intersection(*(set(d) for d in decisions.values()))
     shared = [p for p in first if p in everyone]
     union = set().union(*(set(d) for d in decisions.values()))

@@ -8,7 +8,9 @@ A stored password is one self-describing string::
 
     scrypt$<n>$<r>$<p>$<salt, base64>$<hash, base64>
 
-so the cost parameters can be raised later without breaking older entries. Every write of
+so the cost parameters can be raised later without breaking older entries. The ``leads`` group
+is one more entry, ``"#groups": {"leads": ["carol"]}`` (see :mod:`cmrqc_widgets.qc.roles`); a
+file without it reads as before. Every write of
 ``users.json`` holds a file lock, writes a temporary file in the same folder, fsyncs it and
 replaces the old file atomically: a crash never leaves a truncated credentials file.
 
@@ -33,6 +35,7 @@ from filelock import FileLock
 
 from ..errors import AuthError
 from ..names import check_username, resolve_root, user_folder
+from ..qc.roles import GROUPS_KEY, LEADS
 
 __all__ = [
     "USERS_FILE",
@@ -41,6 +44,7 @@ __all__ = [
     "give_to_system_user",
     "hash_password",
     "is_hashed",
+    "leads",
     "load_users",
     "migrate_users",
     "users_file",
@@ -147,32 +151,45 @@ def users_file(root: str | os.PathLike[str] | None = None) -> Path:
     return resolve_root(root) / USERS_FILE
 
 
-def _read_raw(path: Path) -> dict[str, str]:
-    """Read users.json as {name: stored value}; {} if missing; AuthError if unreadable."""
+def _read_file(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """users.json as ({name: stored value}, {group: members}); empty if missing; AuthError if unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except OSError as exc:
         raise AuthError(f"Credentials file {path} cannot be read: {exc.strerror or exc}.") from exc
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise AuthError(f"Credentials file {path} is not valid JSON (line {exc.lineno}).") from exc
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
+    if not isinstance(data, dict):
         raise AuthError(f"Credentials file {path} must be a JSON object of user name to password hash.")
-    return data
+    groups = data.pop(GROUPS_KEY, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise AuthError(f"Credentials file {path} must be a JSON object of user name to password hash.")
+    if not isinstance(groups, dict) or not all(
+        isinstance(m, list) and all(isinstance(n, str) for n in m) for m in groups.values()
+    ):
+        raise AuthError(f'Credentials file {path} has a malformed "{GROUPS_KEY}" entry.')
+    return data, groups
 
 
-def _write_atomic(path: Path, users: dict[str, str]) -> None:
-    """Write users.json via a temp file in the same folder, fsync, os.replace; mode 0600."""
+def _read_raw(path: Path) -> dict[str, str]:
+    """Read users.json as {name: stored value}; {} if missing; AuthError if unreadable."""
+    return _read_file(path)[0]
+
+
+def _write_atomic(path: Path, users: dict[str, str], groups: dict[str, list[str]] | None = None) -> None:
+    """Write users.json (and its groups) via a temp file in the same folder, fsync, os.replace; 0600."""
+    content: dict[str, object] = dict(users)
+    if groups:
+        content[GROUPS_KEY] = groups
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(users, handle, indent=4)
+            json.dump(content, handle, indent=4)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -303,12 +320,13 @@ def check_password(name: str, password: str) -> None:
         )
 
 
-def add_user(root: str | os.PathLike[str] | None, name: str, password: str) -> None:
+def add_user(root: str | os.PathLike[str] | None, name: str, password: str, *, lead: bool = False) -> None:
     """Add a reviewer, or set a new password for an existing one.
 
     The password is stored only as a salted scrypt hash. The write is atomic and holds a file
     lock, so two admins adding users at once never lose one. The reviewer's folder
-    ``<root>/users/<name>/`` is created with mode 0700 if missing.
+    ``<root>/users/<name>/`` is created with mode 0700 if missing. With ``lead`` the user also
+    joins the ``leads`` group (never removed here).
 
     Raises
     ------
@@ -323,15 +341,22 @@ def add_user(root: str | os.PathLike[str] | None, name: str, password: str) -> N
     stored = hash_password(password)
     path = users_file(root)
     with _lock(path):
-        users = _read_raw(path)
+        users, groups = _read_file(path)
         if _plaintext_names(users):
             raise AuthError(
                 f"Credentials file {path} holds plaintext passwords; {_migrate_hint(path)} "
                 "before adding users."
             )
         users[name] = stored
-        _write_atomic(path, users)
+        if lead and name not in groups.get(LEADS, []):
+            groups[LEADS] = [*groups.get(LEADS, []), name]
+        _write_atomic(path, users, groups)
     _make_user_folder(path.parent, name)
+
+
+def leads(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Members of the ``leads`` group of ``users.json``."""
+    return list(_read_file(users_file(root))[1].get(LEADS, []))
 
 
 def migrate_users(root: str | os.PathLike[str] | None = None) -> int:
@@ -352,7 +377,7 @@ def migrate_users(root: str | os.PathLike[str] | None = None) -> int:
     """
     path = users_file(root)
     with _lock(path):
-        users = _read_raw(path)
+        users, groups = _read_file(path)
         for name in users:
             check_username(name)
         plain = _plaintext_names(users)
@@ -362,7 +387,7 @@ def migrate_users(root: str | os.PathLike[str] | None = None) -> int:
         if not plain:
             return 0
         migrated = {name: (hash_password(value) if name in plain else value) for name, value in users.items()}
-        _write_atomic(path, migrated)
+        _write_atomic(path, migrated, groups)
     for name in users:
         _make_user_folder(path.parent, name)
     return len(plain)

@@ -33,6 +33,7 @@ from ..names import user_folder
 
 __all__ = [
     "DEMO_DATASET",
+    "LEAD_NOTEBOOK",
     "NOTEBOOK",
     "VOILA_MODULE",
     "ensure_demo",
@@ -48,6 +49,9 @@ __all__ = [
 
 NOTEBOOK = "review.ipynb"
 """The dashboard notebook Voilà serves."""
+
+LEAD_NOTEBOOK = "lead.ipynb"
+"""The lead's view, served by the same set-up (``cmrqc serve --lead``)."""
 
 DEMO_DATASET = "demo.json"
 """Dataset file ``--demo`` creates for the reviewer."""
@@ -83,9 +87,9 @@ def shipped_dir(name: str, package_dir: str | os.PathLike[str] | None = None) ->
     )
 
 
-def find_notebook(package_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Path of the dashboard notebook ``review.ipynb``."""
-    notebook = shipped_dir("notebooks", package_dir) / NOTEBOOK
+def find_notebook(package_dir: str | os.PathLike[str] | None = None, name: str = NOTEBOOK) -> Path:
+    """Path of a shipped notebook: the dashboard ``review.ipynb`` (default) or ``lead.ipynb``."""
+    notebook = shipped_dir("notebooks", package_dir) / name
     if not notebook.is_file():
         raise CmrqcError(f"The dashboard notebook {notebook} is missing; reinstall cmrqc_widgets.")
     return notebook

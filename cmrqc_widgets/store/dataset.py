@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -230,6 +230,7 @@ class Dataset:
         comment: str | None = None,
         *,
         seconds: float | None = None,
+        settles: Mapping[str, Decision] | None = None,
     ) -> Decision:
         """Store a decision durably and return it as stored.
 
@@ -245,6 +246,9 @@ class Dataset:
             New comment; None keeps the stored one.
         seconds : float, optional
             Time the reviewer spent on the case, recorded in the journal.
+        settles : mapping, optional
+            Reviewer -> their :class:`Decision` that this one settles (a lead's adjudication),
+            recorded in the journal.
         """
         phase = names.check_phase(phase)
         key = patient_key(patient)
@@ -257,6 +261,9 @@ class Dataset:
             )
         field = COMMENT_KEYS[phase]
         check_writable(self.path)  # "saved" must never be said of a file that cannot change
+        settled = None
+        if settles is not None:
+            settled = {names.check_username(u): decision_to_record(d) for u, d in settles.items()}
 
         def record(data: dict[str, dict[str, Any]]) -> dict[str, Any]:
             previous = parse_decision(self._entry(data, key).get(field, ""))
@@ -269,6 +276,7 @@ class Dataset:
                 "previous": decision_to_record(previous),
                 "new": decision_to_record(new),
                 "seconds": seconds,
+                **({} if settled is None else {"settles": settled}),
             }
 
         try:

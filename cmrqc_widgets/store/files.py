@@ -27,6 +27,7 @@ __all__ = [
     "hold",
     "identity",
     "lock_for",
+    "new_file_mode",
     "remove_stale_temps",
     "utc_now",
     "write_atomic",
@@ -37,6 +38,20 @@ LOCK_TIMEOUT = 30.0
 
 
 FileIdentity = tuple[int, int, int, int]
+
+
+def new_file_mode(folder: Path) -> int:
+    """Mode of a new file in ``folder``: 0600, plus group read if the folder is group-readable.
+
+    A reviewer's folder is 0700, so their files stay theirs; an admin who opens a folder to a
+    group of leads (``chgrp leads; chmod 750``) makes the files created in it readable to them
+    too, which is how a lead's read-only access is granted in production.
+    """
+    try:
+        group_read = os.stat(folder).st_mode & 0o040
+    except OSError:
+        group_read = 0
+    return 0o600 | group_read
 
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -87,8 +102,8 @@ def check_writable(path: Path, what: str = "Dataset file") -> None:
 def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
     """Write ``text`` to ``path``: temp file in the same folder, fsync, ``os.replace``, fsync the folder.
 
-    The file keeps its permission bits; a new one gets 0600. Failures raise :class:`DatasetError`
-    starting with ``what`` and the path.
+    The file keeps its permission bits; a new one gets :func:`new_file_mode`. Failures raise
+    :class:`DatasetError` starting with ``what`` and the path.
     """
     folder = path.parent
     check_writable(path, what)
@@ -98,8 +113,10 @@ def write_atomic(path: Path, text: str, what: str = "Dataset file") -> None:
         raise DatasetError(f"{what} {path} cannot be written ({error.strerror}).") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.fchmod(handle.fileno(), os.stat(path).st_mode & 0o7777)
+            except FileNotFoundError:
+                os.fchmod(handle.fileno(), new_file_mode(folder))
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())

@@ -42,6 +42,7 @@ from .files import (
     hold,
     identity,
     lock_for,
+    new_file_mode,
     remove_stale_temps,
     write_atomic,
 )
@@ -70,7 +71,7 @@ def watermark_path(dataset_path: Path) -> Path:
 
 
 class Journal:
-    """An append-only JSON-lines file (created with mode 0600 on the first append)."""
+    """An append-only JSON-lines file (created on the first append, 0600 or 0640 as its folder allows)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -87,7 +88,8 @@ class Journal:
         """Append one record and fsync it; return the offset just after it. Hold the journal's lock."""
         line = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o600)
+        mode = new_file_mode(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, mode)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -33,6 +33,14 @@ class HistoryEntry:
     previous: Decision
     new: Decision
     seconds: float | None = None
+    settles: dict[str, Decision] | None = None
+    """For a lead's adjudication: reviewer -> the decision it settled."""
+
+
+def _settles(obj: Any) -> dict[str, Decision] | None:
+    if not isinstance(obj, dict):
+        return None
+    return {str(u): decision_from_record(d) or Decision() for u, d in obj.items()}
 
 
 def history_entries(records: Iterable[dict[str, Any]], patient: str | None = None) -> list[HistoryEntry]:
@@ -51,6 +59,7 @@ def history_entries(records: Iterable[dict[str, Any]], patient: str | None = Non
                 previous=decision_from_record(record.get("previous")) or Decision(),
                 new=decision_from_record(record.get("new")) or Decision(),
                 seconds=float(seconds) if isinstance(seconds, int | float) else None,
+                settles=_settles(record.get("settles")),
             )
         )
     return entries

@@ -6,8 +6,9 @@ Only this subpackage imports ipywidgets, anywidget, ipyevents and (lazily) ipyvo
 from __future__ import annotations
 
 from .kernel import quiet_shutdown
+from .lead import LeadWidget
 from .review import ReviewWidget
 from .slice_viewer import SliceViewer
 from .state import ReviewState
 
-__all__ = ["ReviewState", "ReviewWidget", "SliceViewer", "quiet_shutdown"]
+__all__ = ["LeadWidget", "ReviewState", "ReviewWidget", "SliceViewer", "quiet_shutdown"]

@@ -277,6 +277,67 @@ def voila_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServ
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def start_voila() -> Iterator[Callable[..., str]]:
+    """``start_voila(root, user, notebook)`` runs Voilà (our settings) on a shipped notebook; returns its URL.
+
+    Every server started is stopped at the end of the module.
+    """
+    from cmrqc_widgets.serve.voila import find_notebook, serve_environment, shipped_dir, voila_arguments
+
+    servers: list[Server] = []
+
+    def start(root: Path, user: str, notebook: str = "review.ipynb") -> str:
+        port = free_port()
+        config_dir = shipped_dir("voila_config")
+        argv = voila_arguments(find_notebook(name=notebook), port=port, ip="127.0.0.1", open_browser=False,
+                               config_dir=config_dir)  # fmt: skip
+        env = serve_environment(root, user, config_dir, ip="127.0.0.1")
+        server = Server(f"voila-{user}-{Path(notebook).stem}", argv, env, cwd=root).start()
+        servers.append(server)
+        url = f"http://127.0.0.1:{port}/"
+        server.wait_for_url(url + "voila/static/extension.js", timeout=180, ok=lambda s: True)
+        server.wait_until_idle(timeout=90)
+        return url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Path], str]]:
+    """``start_hub(root)`` runs JupyterHub with our config (trial spawner) on ``root``; returns its URL.
+
+    Every hub started is stopped at the end of the module.
+    """
+    pytest.importorskip("jupyterhub")
+    import shutil
+
+    if shutil.which("configurable-http-proxy") is None:
+        pytest.skip("configurable-http-proxy is not on PATH (npm install -g configurable-http-proxy)")
+    from cmrqc_widgets.serve.voila import hub_environment, shipped_dir
+
+    servers: list[Server] = []
+
+    def start(root: Path) -> str:
+        state = tmp_path_factory.mktemp("hub-state")
+        port = free_port()
+        env = hub_environment(root, port=port, ip="127.0.0.1", state=state)
+        env.update(CMRQC_HUB_API_PORT=str(free_port()), CMRQC_PROXY_API_PORT=str(free_port()))
+        env.pop("JUPYTERHUB_USER", None)
+        config = shipped_dir("voila_config") / "jupyterhub_config.py"
+        argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+        server = Server(f"jupyterhub-{root.name}", argv, env, cwd=state).start()
+        servers.append(server)
+        server.wait_for_url(f"http://127.0.0.1:{port}/hub/api", timeout=180, ok=lambda s: s == 200)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @dataclass
 class HubServer:
     """A running JupyterHub with our config; ``passwords`` maps each reviewer to their password."""
