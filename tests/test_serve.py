@@ -396,7 +396,7 @@ def test_serve_prints_the_port_it_really_uses(tmp_path, monkeypatch, capsys):
 
 
 def test_wheel_ships_only_the_named_notebooks():
-    """The wheel takes lead.ipynb, review.ipynb and tutorial.ipynb by name, never the whole notebooks/ folder."""
+    """The wheel takes the named notebooks (lead, review, tutorial), never the whole notebooks/ folder."""
     import tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -37,8 +37,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``cmrqc report``: write the CSV and the HTML summary; print what they hold."""
     from ..names import resolve_user
     from ..qc.lead import read_team
-    from ..qc.study_report import load_metrics, report_rows, write_report_csv
     from ..qc.report_html import summary_html
+    from ..qc.study_report import load_metrics, report_rows, write_report_csv
 
     name = args.dataset if args.dataset.endswith(".json") else f"{args.dataset}.json"
     stem = name[: -len(".json")]

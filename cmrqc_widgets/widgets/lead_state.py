@@ -164,8 +164,8 @@ class LeadState(HasTraits):
 
     def write_report(self) -> Report:
         """Write ``<stem>.report.csv`` and ``<stem>.summary.html`` into the lead's folder."""
-        from ..qc.study_report import load_metrics, report_rows, write_report_csv
         from ..qc.report_html import summary_html
+        from ..qc.study_report import load_metrics, report_rows, write_report_csv
 
         status = self.refresh()
         if status is None:
