@@ -44,7 +44,7 @@ from ..qc.consensus import consensus_name
 from .kernel import kernel_scheduler
 from .lead_state import LeadState
 from .lead_views import agreement_table, confusion_png, progress_table, queue_label, side_by_side
-from .panels import LogPanel
+from .log_panel import LogPanel
 from .stats import data_link
 
 __all__ = ["LeadWidget"]
