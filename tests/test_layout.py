@@ -1,12 +1,15 @@
-"""The package's shape: the README's tree matches the modules."""
+"""The package's shape: the README's tree matches the modules, and no module outgrows one sitting."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "cmrqc_widgets"
+MAX_LINES = 400
+SLACK = 30  # "about 400": a module this far over must say why in its docstring
 
 
 def readme_tree() -> dict[str, set[str]]:
@@ -55,3 +58,16 @@ def test_every_subpackage_is_listed_with_a_purpose() -> None:
     """Each subpackage folder on disk is a line of the tree (a newcomer finds their room from ls)."""
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert folders == set(readme_tree()) - {""}
+
+
+def test_modules_stay_readable_in_one_sitting() -> None:
+    """No module is far over ~400 lines unless its docstring says why it stays one module."""
+    too_long = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        if lines <= MAX_LINES + SLACK:
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if "one module on purpose" not in doc.lower():
+            too_long.append(f"{path.relative_to(REPO)} ({lines} lines)")
+    assert not too_long, "split along a real seam, or say why in the docstring: " + ", ".join(too_long)

@@ -25,9 +25,9 @@ from traitlets import Any as AnyTrait
 from traitlets import HasTraits, Int, Unicode
 
 from ..errors import CaseError
+from ..render.packing import CaseMismatchError, identity_text
 from .queue import patient_name
 from .settings import VIEWS
-from .slice_viewer import CaseMismatchError, identity_text
 
 log = logging.getLogger(__name__)
 

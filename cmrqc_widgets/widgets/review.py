@@ -1,7 +1,9 @@
 """ReviewWidget: the whole review screen as one composed ipywidget.
 
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
-is a thin view linked to it. Layout::
+is a thin view linked to it. One module on purpose (~440 lines): the screen's wiring, its key
+handling and the public parts tests reach for are read together; each panel is its own module.
+Layout::
 
     header:   title · fixed header (patient id, "n of N", both phases' decisions, flags, phase
               switch, prev/next/next undecided, "?") · error line · metrics_area (the strip)
@@ -40,6 +42,7 @@ from typing import Any
 from ipywidgets import HTML, HBox, Layout, VBox
 from traitlets import dlink, link
 
+from ..render.packing import pack_case
 from . import keys as keymap
 from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
@@ -53,7 +56,7 @@ from .log_panel import LogPanel
 from .metrics_strip import MetricsStrip
 from .panels import DecisionBar, NavigationPanel
 from .queue import patient_name
-from .slice_viewer import SliceViewer, pack_case
+from .slice_viewer import SliceViewer
 from .state import DEFAULT_CACHE_MB, ReviewState
 from .stats import StatsPanel
 from .volume3d import DEFAULT_CAP, Volume3DPanel
