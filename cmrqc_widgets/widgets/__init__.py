@@ -10,5 +10,6 @@ from .lead import LeadWidget
 from .review import ReviewWidget
 from .slice_viewer import SliceViewer
 from .state import ReviewState
+from .warmup import warm_up
 
-__all__ = ["LeadWidget", "ReviewState", "ReviewWidget", "SliceViewer", "quiet_shutdown"]
+__all__ = ["LeadWidget", "ReviewState", "ReviewWidget", "SliceViewer", "quiet_shutdown", "warm_up"]

@@ -255,13 +255,17 @@ class Triage(HasTraits):
                 self._publish(notify=True)
         return True
 
-    def close(self) -> None:
-        """Stop the worker thread (pending work is dropped)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker thread (pending work is dropped) and wait up to ``timeout`` s for it to end."""
         with self._cv:
             self._closed = True
             self._priority.clear()
             self._scan = None
             self._cv.notify_all()
+            thread = self._thread
+        # A measurement under way finishes first (tens of ms); nothing is left running after close.
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # ------------------------------------------------------------------------------------------
     def _publish(self, notify: bool) -> None:
