@@ -139,30 +139,6 @@ def test_keys_overlay(voila_server, new_page, shot):
     overlay.wait_for(state="hidden")
 
 
-def test_dead_kernel_shows_banner_and_disables_buttons(voila_server, new_page, shot):
-    """Kill the kernel: a banner says the connection is lost and when the last save was; buttons off."""
-    import psutil
-
-    page = new_page()
-    open_dashboard(page, voila_server.url)
-    decision_button(page, "fine-tune").click()
-    wait_for(lambda: "saved" in page.locator(".cmrqc-saved").first.inner_text(), what="a save")
-    saved = page.locator(".cmrqc-saved").first.inner_text().split("saved", 1)[1].split()[0]
-    kernels = [
-        p
-        for p in psutil.Process(voila_server.server.process.pid).children(recursive=True)
-        if "ipykernel" in " ".join(p.cmdline())
-    ]
-    assert kernels
-    for kernel in kernels:  # this module's own server: its kernels are ours to end
-        kernel.kill()
-    banner = page.locator(".cmrqc-offline-banner")
-    banner.wait_for(state="visible", timeout=60_000)
-    shot(page, "connection-lost")
-    assert "Connection lost" in banner.inner_text() and saved in banner.inner_text()
-    assert not decision_button(page, "accept").is_enabled()
-
-
 @pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
 def test_screen_fits_the_window(voila_server, new_page, shot, size):
     """Header, patient id, moves, both images, decision buttons and comment sit inside the window."""
@@ -229,3 +205,28 @@ def test_mosaic_shows_every_slice(voila_server, new_page, shot):
     assert sum(coloured) >= n // 2, coloured  # the overlay on the tiles that hold labels
     page.keyboard.press("m")
     wait_for(lambda: "mosaic" not in viewer.locator(".cmrqc-sv-status").inner_text(), what="one slice again")
+
+
+def test_dead_kernel_shows_banner_and_disables_buttons(voila_server, new_page, shot):
+    """Kill the kernel: a banner says the connection is lost and when the last save was; buttons off."""
+    # It kills every kernel of this module's server, the preheated spare too: so it runs last here.
+    import psutil
+
+    page = new_page()
+    open_dashboard(page, voila_server.url)
+    decision_button(page, "fine-tune").click()
+    wait_for(lambda: "saved" in page.locator(".cmrqc-saved").first.inner_text(), what="a save")
+    saved = page.locator(".cmrqc-saved").first.inner_text().split("saved", 1)[1].split()[0]
+    kernels = [
+        p
+        for p in psutil.Process(voila_server.server.process.pid).children(recursive=True)
+        if "ipykernel" in " ".join(p.cmdline())
+    ]
+    assert kernels
+    for kernel in kernels:  # this module's own server: its kernels are ours to end
+        kernel.kill()
+    banner = page.locator(".cmrqc-offline-banner")
+    banner.wait_for(state="visible", timeout=60_000)
+    shot(page, "connection-lost")
+    assert "Connection lost" in banner.inner_text() and saved in banner.inner_text()
+    assert not decision_button(page, "accept").is_enabled()
