@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_dashboard import wait_for as poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,14 +27,8 @@ TEAM = ("ann", "ben", "cat")
 
 
 def wait_for(predicate, timeout_s: float = 120.0, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; return it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    """The dashboard tests' poll, with a longer default: the lead's page re-reads every 5 s."""
+    return poll(predicate, timeout_s, what)
 
 
 @pytest.fixture(scope="module")
