@@ -12,9 +12,16 @@ Guarantees (``cmrqc serve`` sets ``VoilaConfiguration.multi_kernel_manager_class
   its scripts before it connects, and its kernel must not be shut down under it);
 - kernels waiting in Voilà's preheated pool are never touched.
 
-Voilà's own ``beforeunload`` beacon (``POST /voila/api/shutdown/<id>``) shuts a kernel down at once
-when it gets through; our template gives it the ``_xsrf`` cookie it needs. This manager is the
+Voilà's own ``beforeunload`` beacon (``POST /voila/api/shutdown/<id>``) shuts a kernel down as soon
+as it gets through; our template gives it the ``_xsrf`` cookie it needs. This manager is the
 backstop for every close the beacon misses. The idle culler (600 s) stays as a last resort.
+
+Every shutdown of a served kernel first lets it handle what its page sent last (at most
+``drain_timeout`` seconds): the beacon often arrives before the page's final widget messages (the
+comment typed just before the tab closed), and a kernel handles a shutdown request, which comes on
+its control channel, ahead of the messages waiting on its shell channel. So the shutdown waits for
+the page's websocket to close (every message it sent has then reached the kernel's shell queue) and
+for the reply to a ``kernel_info_request`` queued behind them.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ class ClosingKernelManager(AsyncMappingKernelManager):
         120.0, config=True, help="Seconds a served kernel may stay idle without ever being connected to."
     )
     check_interval = Float(5.0, config=True, help="Seconds between checks for never-connected kernels.")
+    drain_timeout = Float(
+        3.0, config=True, help="Seconds a shutdown waits for the kernel to handle its page's last messages."
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,7 +91,23 @@ class ClosingKernelManager(AsyncMappingKernelManager):
             pending.cancel()
         self._connected_once.discard(kernel_id)
         self._unclaimed_since.pop(kernel_id, None)
+        if kernel_id in self and not kwargs.get("now"):
+            await self._drain(kernel_id)
         return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+    async def _drain(self, kernel_id: str) -> None:
+        """Return once the kernel has handled every message its closing page sent (or time is up)."""
+        deadline = time.monotonic() + self.drain_timeout
+        while self._kernel_connections.get(kernel_id, 0) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        client = self.get_kernel(kernel_id).client()
+        try:
+            client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+            await client.kernel_info(reply=True, timeout=max(deadline - time.monotonic(), 0.1))
+        except Exception as err:  # a dead or stuck kernel: shut it down anyway
+            self.log.info("Kernel %s did not answer before its shutdown: %r", kernel_id, err)
+        finally:
+            client.stop_channels()
 
     # ------------------------------------------------------------------------------------------
     async def _shutdown_if_abandoned(self, kernel_id: str, why: str) -> None:

@@ -160,12 +160,15 @@ function render({ model, el }) {
     send({ type: "ping" });
   }, model.get("ping_ms"));
 
-  document.addEventListener("keydown", onKey, true);
-  document.addEventListener("input", onInput, true);
-  document.addEventListener("focusout", onFocusOut, true);
-  document.addEventListener("visibilitychange", onVisibility);
-  window.addEventListener("pagehide", commit);
-  window.addEventListener("beforeunload", commit);
+  const listeners = [
+    [document, "keydown", onKey, true],
+    [document, "input", onInput, true],
+    [document, "focusout", onFocusOut, true],
+    [document, "visibilitychange", onVisibility, false],
+    [window, "pagehide", commit, false],
+    [window, "beforeunload", commit, false],
+  ];
+  for (const [target, type, handler, capture] of listeners) target.addEventListener(type, handler, capture);
   model.on("msg:custom", onCustom);
   model.on("change:help_rows", fillOverlay);
   el.dataset.ready = "1";
@@ -173,12 +176,7 @@ function render({ model, el }) {
   return () => {
     commit();
     clearInterval(heartbeat);
-    document.removeEventListener("keydown", onKey, true);
-    document.removeEventListener("input", onInput, true);
-    document.removeEventListener("focusout", onFocusOut, true);
-    document.removeEventListener("visibilitychange", onVisibility);
-    window.removeEventListener("pagehide", commit);
-    window.removeEventListener("beforeunload", commit);
+    for (const [target, type, handler, capture] of listeners) target.removeEventListener(type, handler, capture);
     model.off("msg:custom", onCustom);
     model.off("change:help_rows", fillOverlay);
     overlay.remove();
