@@ -143,6 +143,17 @@ def raw(folder: Path, name: str) -> dict:
         return json.load(f)
 
 
+def pdf_facts(path: Path) -> tuple[int, str]:
+    """A PDF's page count and Title metadata, read from the file's own objects (no PDF library)."""
+    import re
+
+    data = Path(path).read_bytes()
+    assert data.startswith(b"%PDF-"), f"{path} is not a PDF"
+    pages = re.search(rb"/Type /Pages.*?/Count (\d+)", data, re.S)
+    title = re.search(rb"/Title \((.*?)\)", data)
+    return int(pages.group(1)) if pages else 0, title.group(1).decode("latin-1") if title else ""
+
+
 def write_dicom_cine(
     folder: Path, *, slices: int = 4, frames: int = 3, patient_id: str = "PAT-0042", series_number: int = 7
 ) -> np.ndarray:
