@@ -205,7 +205,7 @@ def reviewer_command(
         "--",
         os.fspath(python),
         "-m",
-        "voila",
+        VOILA_MODULE,  # compressed, long-cached files, as `cmrqc serve`
         os.fspath(notebook),
         "--port={port}",  # filled in by the proxy
         "--Voila.ip=127.0.0.1",
