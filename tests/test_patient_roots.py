@@ -118,3 +118,21 @@ def test_review_screen_refuses_outside_patients_and_the_cohort_still_works(site)
         w.close()
     assert tree(outside.parent) == outside_before
     assert dataset.read_bytes() == dataset_before
+
+
+def test_dataset_create_tells_the_admin_which_cases_screens_would_refuse(site, capsys, monkeypatch):
+    """`cmrqc dataset create` on a folder outside the data root says so and names the variable to set."""
+    from cmrqc_widgets.cli.core import main
+
+    root, _inside, outside = site
+
+    def create(name: str, folder: Path) -> str:
+        assert main(["dataset", "create", name, str(folder), "--root", str(root), "--user", "bob"]) == 0
+        return capsys.readouterr().out
+
+    out = create("out.json", outside.parent)
+    assert f"1 of them lie outside the data root and ${IMAGE_ROOTS_ENV}" in out
+    assert f"{IMAGE_ROOTS_ENV}={outside.parent}" in out
+    assert "outside" not in create("in.json", root / "cohorts")
+    monkeypatch.setenv(IMAGE_ROOTS_ENV, str(outside.parent))
+    assert "outside" not in create("ok.json", outside.parent)

@@ -29,7 +29,7 @@ from ..errors import CaseError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_ROOTS_ENV", "PatientFolderError", "image_roots", "patient_folder"]
+__all__ = ["IMAGE_ROOTS_ENV", "PatientFolderError", "image_roots", "outside_note", "patient_folder"]
 
 IMAGE_ROOTS_ENV = "CMRQC_IMAGE_ROOTS"
 """Environment variable listing extra folders patient folders may be in (``os.pathsep``-separated)."""
@@ -105,3 +105,21 @@ def patient_folder(key: str | os.PathLike[str], roots: tuple[Path, ...]) -> Path
             f"({IMAGE_ROOTS_ENV}), so it is not read."
         )
     return folder
+
+
+def outside_note(folders: Iterable[str | os.PathLike[str]], data_root: str | os.PathLike[str]) -> str:
+    """For the admin creating a dataset: ``""``, or a sentence (with a leading space) saying how
+    many of ``folders`` a review screen would refuse and which folder to list."""
+    roots = image_roots(data_root)
+    refused = []
+    for folder in folders:
+        try:
+            patient_folder(folder, roots)
+        except PatientFolderError:
+            refused.append(Path(folder))
+    if not refused:
+        return ""
+    return (
+        f" {len(refused)} of them lie outside the data root and ${IMAGE_ROOTS_ENV}: review screens refuse "
+        f"them until the server's environment lists their folder, e.g. {IMAGE_ROOTS_ENV}={refused[0].parent}."
+    )
