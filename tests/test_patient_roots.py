@@ -136,3 +136,15 @@ def test_dataset_create_tells_the_admin_which_cases_screens_would_refuse(site, c
     assert "outside" not in create("in.json", root / "cohorts")
     monkeypatch.setenv(IMAGE_ROOTS_ENV, str(outside.parent))
     assert "outside" not in create("ok.json", outside.parent)
+
+
+def test_the_hub_passes_the_image_roots_to_every_reviewers_server(tmp_path, monkeypatch):
+    """jupyterhub_config.py hands $CMRQC_IMAGE_ROOTS to the reviewers' servers, and nothing when unset."""
+    pytest.importorskip("jupyterhub")
+    from test_serve import load_hub_config
+
+    base = {"CMRQC_ROOT": str(tmp_path), "CMRQC_HUB_STATE": str(tmp_path / "state")}
+    monkeypatch.delenv(IMAGE_ROOTS_ENV, raising=False)
+    assert IMAGE_ROOTS_ENV not in load_hub_config(base, monkeypatch).Spawner.environment
+    c = load_hub_config({**base, IMAGE_ROOTS_ENV: "/srv/images:/mnt/scans"}, monkeypatch)
+    assert c.Spawner.environment[IMAGE_ROOTS_ENV] == "/srv/images:/mnt/scans"
