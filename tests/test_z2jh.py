@@ -64,6 +64,7 @@ def test_reviewer_pods_mount_images_read_only_and_only_their_own_decisions():
 
 # --- the reviewer pod as KubeSpawner builds it, offline ------------------------------------------
 
+
 def spawner_config(values: dict) -> Any:
     """The KubeSpawner settings the chart's hub config derives from ``singleuser`` of ``values``.
 

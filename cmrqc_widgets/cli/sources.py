@@ -20,7 +20,7 @@ from ..errors import CaseError
 
 
 def created_line(path: Path, cases: list[Path], root: Path) -> str:
-    """"Dataset <path>: N cases." and, if some lie outside the allowed roots, how to allow them."""
+    """ "Dataset <path>: N cases." and, if some lie outside the allowed roots, how to allow them."""
     return f"Dataset {path}: {len(cases)} case{'s' * (len(cases) != 1)}.{outside_note(cases, root)}"
 
 
