@@ -59,6 +59,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "contrast": 3.0,  # LV label not on bright blood / myocardium label not on dark muscle
     "edges": 3.0,  # label borders not on image edges
     "misplaced": 3.0,  # the LV label fits the image clearly better elsewhere
+    "epicardium": 3.0,  # the myocardium's outer rim looks like the tissue around the heart
     "dark": 1.0,  # labels over lung or air
     # both phases
     "es_gt_ed": 3.0,  # a ventricle larger at ES than at ED
