@@ -246,7 +246,15 @@ def _epicardial_rim(image, lv, myo, d_lv, fg, d_fg):
     the surroundings are the ring 3-5 pixels outside LV + myocardium (whatever lies there, RV too).
     """
     heart = lv | myo
-    d_heart = d_fg if heart.sum() == fg.sum() else _signed_distance(heart)  # no RV: the same border
+    only_heart = int(heart.sum()) == int(fg.sum())  # no RV or other label: d_fg is the heart's
+    rows, cols = np.flatnonzero(heart.any(axis=(0, 2))), np.flatnonzero(heart.any(axis=(0, 1)))
+    box = (  # the heart and the 5-pixel ring around it: all the distances below need
+        slice(None),
+        slice(max(rows[0] - 7, 0), rows[-1] + 8),
+        slice(max(cols[0] - 7, 0), cols[-1] + 8),
+    )
+    image, heart, myo, d_lv = image[box], heart[box], myo[box], d_lv[box]
+    d_heart = d_fg[box] if only_heart else _signed_distance(heart)
     inner = myo & (d_lv > 1) & (d_lv < 3)
     if not inner.any():
         return None, None, None
