@@ -107,9 +107,12 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             store = QCStore(root, user)
         self._cache_limit = None
         if cache is None:
-            from ..cases import CaseCache
+            from ..cases.cache import CaseCache, return_freed_memory
 
-            cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb))
+            return_freed_memory()  # a reviewing kernel churns volumes: give freed ones back
+            # One reading thread: the neighbours are read while the reviewer looks, one at a time,
+            # so two reads' temporaries (~40 MB each at 256x256x80) never add up.
+            cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb), workers=1)
             self._cache_limit = cache_mb * 1e6  # grown to CASES_KEPT cases as they load
         self.store = store
         self.cache = cache
