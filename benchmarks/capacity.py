@@ -14,7 +14,7 @@ presses the next-patient key and clicks Accept. Measured, per N:
 * **memory per reviewer**: RSS of each reviewer's processes (their Voilà server and kernels, found
   by ``JUPYTERHUB_USER``) at the end, and the hub's own processes apart;
 * **CPU per switch**: CPU seconds of the reviewers' processes over the run divided by their moves
-  (a move is next + accept).
+  (a move is next + accept), counted from the moment every reviewer is logged in.
 
 From those it reports the largest N measured within p95 <= 200 ms and, as an estimate, what
 this machine's cores and memory would hold at the measured CPU and memory per reviewer. The
@@ -100,6 +100,7 @@ def summarise(n: int, reviewers: list[dict[str, Any]], processes: dict[str, Any]
         "decisions_equal": acknowledged == on_disk,
         "memory_per_reviewer_mb": _round(statistics.mean(memory)) if memory else None,
         "hub_mb": processes.get("hub_mb"),
+        "processes_of_one_reviewer": next(iter(per_user.values()), {}).get("processes", []),
         "cpu_ms_per_move": _round(1000 * cpu / moves) if moves else None,
         "errors": [e for r in reviewers for e in r["errors"]][:10],
     }
@@ -210,7 +211,7 @@ def user_processes(hub: subprocess.Popen, users: list[str]) -> dict[str, Any]:
     """RSS (MB) and CPU seconds of each reviewer's processes, and the hub's own RSS."""
     import psutil
 
-    per_user = {u: {"rss_mb": 0.0, "cpu_s": 0.0, "processes": 0} for u in users}
+    per_user: dict[str, dict[str, Any]] = {u: {"rss_mb": 0.0, "cpu_s": 0.0, "processes": []} for u in users}
     hub_mb = 0.0
     root = psutil.Process(hub.pid)
     for process in [root, *root.children(recursive=True)]:
@@ -218,12 +219,13 @@ def user_processes(hub: subprocess.Popen, users: list[str]) -> dict[str, Any]:
             user = process.environ().get("JUPYTERHUB_USER")
             rss = process.memory_info().rss / 1e6
             times = process.cpu_times()
+            kind = "kernel" if "ipykernel" in " ".join(process.cmdline()) else process.name()
         except psutil.Error:
             continue
         if user in per_user:
             per_user[user]["rss_mb"] += rss
             per_user[user]["cpu_s"] += times.user + times.system
-            per_user[user]["processes"] += 1
+            per_user[user]["processes"].append((kind, round(rss, 1)))
         else:
             hub_mb += rss
     return {"per_user": per_user, "hub_mb": round(hub_mb, 1)}
@@ -232,54 +234,59 @@ def user_processes(hub: subprocess.Popen, users: list[str]) -> dict[str, Any]:
 # --- the reviewers -------------------------------------------------------------------------------
 
 
-async def review(browser: Any, url: str, user: str, start_at: float, until: float, interval: float) -> dict:
-    """One reviewer: log in, wait for the dashboard, then next + accept every ``interval`` s."""
-    record: dict[str, Any] = {"user": user, "ready": False, "switch_ms": [], "acknowledged": 0, "failures": 0}
-    record["errors"] = []
+async def log_in(browser: Any, url: str, record: dict[str, Any]) -> Any:
+    """Log ``record["user"]`` in and wait for the dashboard; the page, or None after an error."""
     context = await browser.new_context(viewport=VIEWPORT)
     page = await context.new_page()
     page.set_default_timeout(300_000)
     try:
         await page.goto(f"{url}/hub/login")
-        await page.fill("#username_input", user)
+        await page.fill("#username_input", record["user"])
         await page.fill("#password_input", PASSWORD)
         await page.click("#login_submit", no_wait_after=True)
-        accept = page.get_by_role("button", name=ACCEPT).first
-        await accept.wait_for(state="visible", timeout=300_000)
+        await page.get_by_role("button", name=ACCEPT).first.wait_for(state="visible", timeout=300_000)
         await page.wait_for_selector(".cmrqc-slice-viewer[data-ready='1']", timeout=300_000)
         await page.evaluate(JS_INSTALL)
         record["ready"] = True
-        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-        saved = page.locator(".cmrqc-saved").first
-        while time.monotonic() < until:
-            tick = time.monotonic()
-            try:
-                await page.evaluate(JS_ARM, ["volume", 30_000])
-                await page.hover(".cmrqc-key-area .cmrqc-sv-mri")
-                await page.keyboard.press("ArrowDown")
-                out = await page.evaluate("() => window.__bench.pending")
-                if out["error"]:
-                    raise TimeoutError("no new volume within 30 s of the key")
-                start = out["tInput"] if out["tInput"] is not None else out["tArm"]
-                record["switch_ms"].append(out["tPainted"] - start)
-                before = await saved.inner_text()
-                await accept.click()
-                await page.wait_for_function(
-                    "([sel, before]) => { const el = document.querySelector(sel);"
-                    " return el && el.innerText !== before && /saved/i.test(el.innerText); }",
-                    arg=[".cmrqc-saved", before], timeout=30_000,
-                )
-                record["acknowledged"] += 1
-            except Exception as exc:  # counted and reported; the reviewer goes on
-                record["failures"] += 1
-                record["errors"].append(f"{user}: {type(exc).__name__}: {str(exc)[:160]}")
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - tick)))
+        return page
     except Exception as exc:
-        record["errors"].append(f"{user}: {type(exc).__name__}: {str(exc)[:160]}")
-    finally:
+        record["errors"].append(f"{record['user']}: login: {type(exc).__name__}: {str(exc)[:160]}")
         with contextlib.suppress(Exception):
             await context.close()
-    return record
+        return None
+
+
+async def review(page: Any, record: dict[str, Any], offset: float, until: float, interval: float) -> None:
+    """Every ``interval`` s until ``until``: the next-patient key (timed to painted), then Accept."""
+    await asyncio.sleep(offset)  # reviewers do not all press at the same instant
+    accept = page.get_by_role("button", name=ACCEPT).first
+    saved = page.locator(".cmrqc-saved").first
+    while time.monotonic() < until:
+        tick = time.monotonic()
+        try:
+            await page.evaluate(JS_ARM, ["volume", 30_000])
+            await page.hover(".cmrqc-key-area .cmrqc-sv-mri")
+            await page.keyboard.press("ArrowDown")
+            out = await page.evaluate("() => window.__bench.pending")
+            if out["error"]:
+                raise TimeoutError("no new volume within 30 s of the key")
+            start = out["tInput"] if out["tInput"] is not None else out["tArm"]
+            record["switch_ms"].append(out["tPainted"] - start)
+            before = await saved.inner_text()
+            await accept.click()
+            await page.wait_for_function(
+                "([sel, before]) => { const el = document.querySelector(sel);"
+                " return el && el.innerText !== before && /saved/i.test(el.innerText); }",
+                arg=[".cmrqc-saved", before],
+                timeout=30_000,
+            )
+            record["acknowledged"] += 1
+        except Exception as exc:  # counted and reported; the reviewer goes on
+            record["failures"] += 1
+            record["errors"].append(f"{record['user']}: {type(exc).__name__}: {str(exc)[:160]}")
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - tick)))
+    with contextlib.suppress(Exception):
+        await page.context.close()
 
 
 def decisions_on_disk(dataset: str) -> int:
@@ -290,19 +297,34 @@ def decisions_on_disk(dataset: str) -> int:
     return sum(d.decision is not None for entry in decisions for d in entry.values())
 
 
-async def _drive(url: str, users: list[str], minutes: float, interval: float) -> list[dict[str, Any]]:
+async def _drive(
+    url: str, users: list[str], minutes: float, interval: float, hub: subprocess.Popen
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Log every reviewer in, then review for ``minutes``; (records, processes at start, at end)."""
     from playwright.async_api import async_playwright
 
+    records = [
+        {"user": u, "ready": False, "switch_ms": [], "acknowledged": 0, "failures": 0, "errors": []}
+        for u in users
+    ]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # Logins first (a server starts per reviewer); the clock starts when all have had time.
-            start_at = time.monotonic() + 10
-            until = start_at + 60 * minutes
-            tasks = [review(browser, url, u, start_at, until, interval) for u in users]
-            return await asyncio.gather(*tasks)
+            pages = await asyncio.gather(*(log_in(browser, url, r) for r in records))
+            # The clock starts once everyone is in: logins start servers, which is not reviewing.
+            at_start = user_processes(hub, users)
+            until = time.monotonic() + 60 * minutes
+            await asyncio.gather(
+                *(
+                    review(page, r, interval * i / len(users), until, interval)
+                    for i, (page, r) in enumerate(zip(pages, records, strict=True))
+                    if page is not None
+                )
+            )
+            at_end = user_processes(hub, users)
         finally:
             await browser.close()
+    return records, at_start, at_end
 
 
 def run_n(n: int, minutes: float, interval: float) -> dict[str, Any]:
@@ -315,9 +337,10 @@ def run_n(n: int, minutes: float, interval: float) -> dict[str, Any]:
         hub, url = start_hub(root, state)
         try:
             started = time.monotonic()
-            reviewers = asyncio.run(_drive(url, list(datasets), minutes, interval))
-            processes = user_processes(hub, list(datasets))
+            reviewers, at_start, processes = asyncio.run(_drive(url, list(datasets), minutes, interval, hub))
             elapsed = time.monotonic() - started
+            for user, figures in processes["per_user"].items():  # CPU of the review window only
+                figures["cpu_s"] -= at_start["per_user"][user]["cpu_s"]
             time.sleep(2)  # the journal append is durable on return; let the last rewrite land too
             for record in reviewers:
                 record["on_disk"] = decisions_on_disk(datasets[record["user"]])
