@@ -43,9 +43,10 @@ from .workflow import WorkflowState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_MB = 160.0
-"""Most memory for decoded cases: the current, previous and next patients (both phases) of a
-256x256x80 stack take ~160 MB (26 MB per case)."""
+DEFAULT_CACHE_MB = 120.0
+"""Most memory for decoded cases. The current and next patients (both phases) of a 256x256x80
+stack take ~105 MB (26 MB per case); the previous patient is kept as well only while three
+patients fit, as they do for 200x200x12 stacks (2.4 MB per case)."""
 
 
 class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewSettings, WorkflowState):
@@ -337,7 +338,11 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             here, other = self.patient_dir(), next(p for p in PHASES if p != self.phase)
             reads: list[tuple[Path, tuple[str, ...]]] = [(here, (other,))]
             items = []
-            for direction in (+1, -1):
+            # Going back is rarer than going on: where three patients' cases do not fit in the
+            # cache (super-resolved stacks), the previous one is not kept (read again on the way back).
+            size = self.case.nbytes if self.case is not None else 0
+            three_fit = 6 * size <= max(self.cache.max_bytes, self._cache_limit or 0)
+            for direction in (+1, -1) if three_fit else (+1,):
                 i = self._neighbour(direction)
                 if i is not None and i != self.patient_index:
                     folder = self.patient_dir(self.patients[i])
