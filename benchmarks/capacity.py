@@ -86,7 +86,9 @@ def summarise(n: int, reviewers: list[dict[str, Any]], processes: dict[str, Any]
     acknowledged = sum(r["acknowledged"] for r in reviewers)
     on_disk = sum(r.get("on_disk", 0) for r in reviewers)
     per_user = processes.get("per_user", {})
-    memory = [u["rss_mb"] for u in per_user.values()]
+    # Reviewers who never got in have a half-started server (or none): not a reviewer's figure.
+    got_in = [r["user"] for r in reviewers if r["ready"] and r["user"] in per_user]
+    memory = [per_user[u]["rss_mb"] for u in got_in]
     cpu = sum(u["cpu_s"] for u in per_user.values())
     return {
         "reviewers": n,
@@ -100,7 +102,7 @@ def summarise(n: int, reviewers: list[dict[str, Any]], processes: dict[str, Any]
         "decisions_equal": acknowledged == on_disk,
         "memory_per_reviewer_mb": _round(statistics.mean(memory)) if memory else None,
         "hub_mb": processes.get("hub_mb"),
-        "processes_of_one_reviewer": next(iter(per_user.values()), {}).get("processes", []),
+        "processes_of_one_reviewer": next((per_user[u].get("processes", []) for u in got_in), []),
         "cpu_ms_per_move": _round(1000 * cpu / moves) if moves else None,
         "errors": [e for r in reviewers for e in r["errors"]][:10],
     }
