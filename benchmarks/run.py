@@ -1,8 +1,9 @@
 """Measure the reviewer's waits, ours against the old app's way, on this machine.
 
 Run ``python benchmarks/run.py`` (add ``--quick`` for a short smoke run, ``--no-browser`` to skip
-Chromium). It prints a table and writes ``benchmarks/results/latest.json``. Nothing here asserts a
-timing: the figures are for the README and the closing notes.
+Chromium, ``--memory`` for the memory figures of ``memory.py`` alone). It prints a table and
+writes ``benchmarks/results/latest.json``. Nothing here asserts a timing: the figures are for the
+README and the closing notes.
 """
 
 from __future__ import annotations
@@ -78,8 +79,7 @@ def bench_kernel(root: Path, size: str, repeat: int) -> dict[str, object]:
 
     def cold_switch() -> None:
         cache = CaseCache(max_mb=512)
-        case = cache.get(patients[1], "ED")
-        cache.get(patients[1], "ES")
+        case, _ = cache.get_phases(patients[1])  # ED and ES read in parallel
         window = auto_window(case.image)
         render_slice_pngs(case, case.shape[0] // 2, window=window)
         case_points(case)
@@ -238,8 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repeats and small stores (smoke run)")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium figures")
+    parser.add_argument("--memory", action="store_true", help="only the memory figures (memory.py)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args(argv)
+    if args.memory:
+        import memory
+
+        return memory.main([])
     repeat = 3 if args.quick else 15
     results: dict[str, object] = {
         "machine": {

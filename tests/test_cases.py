@@ -374,13 +374,13 @@ def test_arrays_are_read_only_and_masks_work(case_dir: Path) -> None:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every file the loader reads."""
     seen: list[Path] = []
-    real = reader._read_nifti
+    real = reader.read_nifti
 
     def counting(path: Path):
         seen.append(path)
         return real(path)
 
-    monkeypatch.setattr(reader, "_read_nifti", counting)
+    monkeypatch.setattr(reader, "read_nifti", counting)
     return seen
 
 
@@ -424,14 +424,14 @@ def test_prefetch_then_get_reads_once(case_dir: Path, monkeypatch: pytest.Monkey
     """A get while the prefetch is still reading waits for it instead of reading again."""
     gate = threading.Event()
     seen: list[str] = []
-    real = reader._read_nifti
+    real = reader.read_nifti
 
     def slow(path: Path):
         seen.append(threading.current_thread().name)
         gate.wait(10)
         return real(path)
 
-    monkeypatch.setattr(reader, "_read_nifti", slow)
+    monkeypatch.setattr(reader, "read_nifti", slow)
     cache = CaseCache()
     cache.prefetch(case_dir, phases=["ED"])
     result: list = []
@@ -541,8 +541,8 @@ def test_close_during_prefetch_neither_hangs_nor_keeps_stale_cases(
 ) -> None:
     """Closing while prefetches are queued or running: later gets read afresh and return."""
     gate = threading.Event()
-    real = reader._read_nifti
-    monkeypatch.setattr(reader, "_read_nifti", lambda path: gate.wait(10) and real(path))
+    real = reader.read_nifti
+    monkeypatch.setattr(reader, "read_nifti", lambda path: gate.wait(10) and real(path))
     cache = CaseCache(workers=1)
     cache.prefetch(case_dir)  # ED runs (held at the gate), ES waits in the queue
     cache.close()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from synthetic import LABELS, phantom
 
-from cmrqc_widgets.cases import MAX_VOXELS, ImageValueWarning, load_case, reader
+from cmrqc_widgets.cases import MAX_VOXELS, ImageValueWarning, load_case, nifti
 from cmrqc_widgets.errors import CaseError
 from cmrqc_widgets.render.points import case_points
 from cmrqc_widgets.widgets.slice_viewer import pack_case
@@ -214,7 +214,7 @@ def test_header_declaring_too_many_voxels_is_refused_before_decompressing(
     def never(_):
         raise AssertionError("decompressed a refused file")
 
-    monkeypatch.setattr(reader, "_gunzip", never)
+    monkeypatch.setattr(nifti, "_gunzip", never)
     with pytest.raises(
         CaseError, match=rf"declares 4000 x 4000 x 4000 = 64,000,000,000 voxels, more than the {MAX_VOXELS:,}"
     ):

@@ -29,16 +29,15 @@ Headers as pipelines write them
   reformats then all use the same millimetres.
 * 4D files with a single frame are read as 3D; a NaN or infinite image voxel is kept, warned about
   (:class:`ImageValueWarning`), and left out of the display window.
-* A header declaring more than :data:`MAX_VOXELS` voxels is refused before anything is
-  decompressed (a corrupt or hostile header must not make the kernel allocate gigabytes).
+* A header declaring more than :data:`~cmrqc_widgets.cases.nifti.MAX_VOXELS` voxels is refused
+  before anything is decompressed (a corrupt or hostile header must not make the kernel allocate
+  gigabytes). Files are read, gunzipped and turned into arrays by :mod:`~cmrqc_widgets.cases.nifti`,
+  without whole-volume copies beyond the one conversion to float32.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import warnings
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,31 +45,16 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import apply_orientation, inv_ornt_aff
-from nibabel.spatialimages import HeaderDataError
 
 from ..errors import CaseError
 from ..names import STRUCTURES, check_phase
 from .layouts import Layout, get_layout
-
-try:  # python-isal, when installed, gunzips ~1.6x faster than zlib (same errors, releases the GIL)
-    from isal.igzip import decompress as _gunzip
-    from isal.isal_zlib import error as _isal_error
-
-    _GZIP_ERRORS: tuple[type[BaseException], ...] = (_isal_error,)
-except ImportError:  # pragma: no cover - depends on the environment
-    from gzip import decompress as _gunzip
-
-    _GZIP_ERRORS = ()
+from .nifti import read_nifti, volume
 
 AFFINE_TOLERANCE_MM = 1e-3
 """Largest difference between the image and labels affines still taken as the same grid."""
 
-
-MAX_VOXELS = 200_000_000
-"""Most voxels a NIfTI header may declare (800 MB of float32; a 256x256x80 stack has 5.2 million,
-a whole 4D cine of 50 frames about 260 million more than we ever read: we read one 3D volume)."""
 
 PIXDIM_TOLERANCE = 1e-3
 """Relative difference between an affine column's length and pixdim still taken as agreement."""
@@ -165,85 +149,6 @@ def _count_labels(labels: np.ndarray, values: Iterable[int]) -> tuple[dict[int, 
     return counts, unknown
 
 
-def _read_nifti(path: Path) -> nib.Nifti1Image:
-    """Read ``path`` once (gzipped or not) into an in-memory NIfTI image; CaseError if unreadable."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CaseError(f"{path} is missing.") from None
-    except IsADirectoryError:
-        raise CaseError(f"{path} is a folder, not a NIfTI file.") from None
-    except OSError as exc:
-        raise CaseError(f"{path} cannot be read ({exc.strerror or exc}).") from None
-    if raw[:2] == b"\x1f\x8b":
-        _check_declared_size(path, _peek_gzip(path, raw))
-        try:
-            raw = _gunzip(raw)
-        except (EOFError, zlib.error, gzip.BadGzipFile, OSError, *_GZIP_ERRORS) as exc:
-            raise CaseError(f"{path} is a truncated or corrupt gzip file ({exc}).") from None
-    sizeof_hdr = {int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big")}
-    klass = nib.Nifti1Image if 348 in sizeof_hdr else nib.Nifti2Image if 540 in sizeof_hdr else None
-    if klass is None:
-        raise CaseError(f"{path} is not a NIfTI file (no NIfTI header at the start).")
-    _check_declared_size(path, raw[:540])
-    try:
-        img = klass.from_bytes(raw)
-    except (HeaderDataError, ImageFileError, ValueError, TypeError, OSError, EOFError) as exc:
-        raise CaseError(f"{path} has an unreadable NIfTI header ({exc}).") from None
-    needed = img.dataobj.offset + int(np.prod(img.dataobj.shape)) * img.get_data_dtype().itemsize
-    if len(raw) < needed:
-        raise CaseError(f"{path} is truncated: it holds {len(raw)} bytes, the header needs {needed}.")
-    return img
-
-
-def _peek_gzip(path: Path, raw: bytes) -> bytes:
-    """The first 540 decompressed bytes of a gzip stream (enough for either NIfTI header)."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-            return stream.read(540)
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        raise CaseError(f"{path} is a truncated or corrupt gzip file ({exc}).") from None
-
-
-def _check_declared_size(path: Path, head: bytes) -> None:
-    """Refuse a header declaring more than MAX_VOXELS voxels (before decompressing the rest)."""
-    for klass, size in ((nib.Nifti1Header, 348), (nib.Nifti2Header, 540)):
-        if len(head) >= size and size in {
-            int.from_bytes(head[:4], "little"),
-            int.from_bytes(head[:4], "big"),
-        }:
-            try:
-                shape = klass.from_fileobj(io.BytesIO(head[:size])).get_data_shape()
-            except (HeaderDataError, ValueError, TypeError) as exc:
-                raise CaseError(f"{path} has an unreadable NIfTI header ({exc}).") from None
-            voxels = int(np.prod([int(n) for n in shape], dtype=object)) if shape else 0
-            if voxels > MAX_VOXELS:
-                dims = " x ".join(str(int(n)) for n in shape)
-                raise CaseError(
-                    f"{path} declares {dims} = {voxels:,} voxels, more than the {MAX_VOXELS:,} we read; "
-                    "the header is corrupt or this is not one image volume."
-                )
-            return
-
-
-def _volume(img: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
-    shape = img.shape
-    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
-        shape = shape[:3]
-    if len(shape) != 3:
-        what = f"{len(shape)}D with shape {tuple(img.shape)}"
-        if len(shape) == 4:
-            what = f"4D with {shape[3]} frames"
-        raise CaseError(f"{path} is {what}; expected one 3D volume.")
-    try:
-        data = np.asarray(img.dataobj, dtype=dtype)
-    except (OSError, ValueError, EOFError, zlib.error) as exc:
-        raise CaseError(f"{path} voxel data cannot be read ({exc}).") from None
-    if dtype is not None and data.dtype != dtype:
-        data = data.astype(dtype)
-    return data.reshape(shape, order="A")
-
-
 def _integer_labels(data: np.ndarray, path: Path) -> np.ndarray:
     if data.dtype == np.uint8:
         return data
@@ -314,10 +219,10 @@ def _geometry(img: nib.Nifti1Image, affine: np.ndarray) -> tuple[np.ndarray, lis
 def read_case(patient_dir: Path, phase: str, layout: Layout) -> Case:
     """Read and check one case; warnings are recorded in the Case, not emitted."""
     image_path, labels_path = layout.files(patient_dir, phase)
-    image_img = _read_nifti(image_path)
-    labels_img = _read_nifti(labels_path)
-    image = _volume(image_img, image_path, np.float32)
-    labels = _integer_labels(_volume(labels_img, labels_path, None), labels_path)
+    image_img = read_nifti(image_path)
+    labels_img = read_nifti(labels_path)
+    image = volume(image_img, image_path, np.float32)
+    labels = _integer_labels(volume(labels_img, labels_path, None), labels_path)
     if image.shape != labels.shape:
         raise CaseError(
             f"{labels_path} has shape {labels.shape} but its image {image_path.name} has {image.shape}."

@@ -102,21 +102,27 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     """Per slice, in-plane signed chessboard distance to the border in pixels (inside negative).
 
     A chamfer transform with an in-plane neighbourhood: each slice on its own, several times faster
-    than a Euclidean transform, and exact enough for profiles binned by whole pixels.
+    than a Euclidean transform, and exact enough for profiles binned by whole pixels. Slice by
+    slice, so the temporaries are one slice's, not three volumes' (60 MB at 256x256x80).
     """
-    outside = ndimage.distance_transform_cdt(~mask, metric=_IN_PLANE_8).astype(np.float32)
-    inside = ndimage.distance_transform_cdt(mask, metric=_IN_PLANE_8).astype(np.float32)
-    distance = np.where(mask, 0.5 - inside, outside - 0.5)
-    distance[outside < 0] = 99.0  # slices without the mask (the transform marks them -1)
+    distance = np.empty(mask.shape, np.float32)
+    for k, plane in enumerate(mask):
+        outside = ndimage.distance_transform_cdt(~plane, metric=_IN_PLANE_8[1])
+        inside = ndimage.distance_transform_cdt(plane, metric=_IN_PLANE_8[1])
+        distance[k] = np.where(plane, 0.5 - inside, outside - 0.5)
+        distance[k][outside < 0] = 99.0  # a slice without the mask (the transform marks it -1)
     return distance
 
 
 def _profile(distance: np.ndarray, gradient: np.ndarray, weights_slices: np.ndarray):
     """Mean gradient per integer signed distance (-6..6) pooled, and per slice."""
-    bins = np.floor(distance).astype(np.int64)
-    valid = (bins >= _OFFSETS[0]) & (bins <= _OFFSETS[-1])
+    # floor(distance) in [first, last] <=> first <= distance < last + 1; only the voxels near a
+    # border get an index (no int64 volume).
+    valid = (distance >= _OFFSETS[0]) & (distance < _OFFSETS[-1] + 1)
     n_slices = distance.shape[0]
-    index = (np.arange(n_slices)[:, None, None] * len(_OFFSETS) + (bins - _OFFSETS[0]))[valid]
+    slice_of = np.nonzero(valid)[0]
+    bins = np.floor(distance[valid]).astype(np.int64) - _OFFSETS[0]
+    index = slice_of * len(_OFFSETS) + bins
     total = np.bincount(index, weights=gradient[valid], minlength=n_slices * len(_OFFSETS))
     count = np.bincount(index, minlength=n_slices * len(_OFFSETS))
     total, count = total.reshape(n_slices, -1), count.reshape(n_slices, -1)

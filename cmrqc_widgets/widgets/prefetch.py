@@ -31,8 +31,10 @@ work is still sending its messages, and a background thread holding the GIL woul
 IDLE_EXIT = 10.0
 """Seconds the thread waits for work before it ends (the next schedule starts another)."""
 
-KEEP = 12
-"""Results kept (per task): current, previous and next patients, both phases, and some slack."""
+KEEP = 8
+"""Results kept per task: current, previous and next patients, both phases, and two more. Counted per
+task, so a disabled task (the collapsed 3D panel) does not let another keep twice as many: a packed
+256x256x80 volume weighs ~4 MB."""
 
 
 class Prefetcher:
@@ -152,8 +154,9 @@ class Prefetcher:
     def _store(self, key: tuple[str, str, str], case: Any, value: Any) -> None:
         self._results[key] = (weakref.ref(case), value)
         self._results.move_to_end(key)
-        while len(self._results) > self.keep * max(len(self._tasks), 1):
-            self._results.popitem(last=False)
+        same_task = [k for k in self._results if k[2] == key[2]]  # least recently used first
+        for old in same_task[: max(0, len(same_task) - self.keep)]:
+            del self._results[old]
 
     def _run(self) -> None:
         while True:

@@ -44,9 +44,10 @@ from .workflow import WorkflowState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_MB = 160.0
-"""Most memory for decoded cases: the current, previous and next patients (both phases) of a
-256x256x80 stack take ~160 MB (26 MB per case)."""
+DEFAULT_CACHE_MB = 120.0
+"""Most memory for decoded cases. The current and next patients (both phases) of a 256x256x80
+stack take ~105 MB (26 MB per case); the previous patient is kept as well only while three
+patients fit, as they do for 200x200x12 stacks (2.4 MB per case)."""
 
 
 class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewSettings, WorkflowState):
@@ -108,9 +109,12 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             store = QCStore(root, user)
         self._cache_limit = None
         if cache is None:
-            from ..cases import CaseCache
+            from ..cases.cache import CaseCache, return_freed_memory
 
-            cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb))
+            return_freed_memory()  # a reviewing kernel churns volumes: give freed ones back
+            # One reading thread: the neighbours are read while the reviewer looks, one at a time,
+            # so two reads' temporaries (~40 MB each at 256x256x80) never add up.
+            cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb), workers=1)
             self._cache_limit = cache_mb * 1e6  # grown to CASES_KEPT cases as they load
         self.store = store
         self.image_roots = image_roots(store.root)  # resolved once: data root + $CMRQC_IMAGE_ROOTS
@@ -346,7 +350,11 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             here, other = self.allowed_dir(), next(p for p in PHASES if p != self.phase)
             reads: list[tuple[Path, tuple[str, ...]]] = [(here, (other,))] if here else []
             items = []
-            for direction in (+1, -1):
+            # Going back is rarer than going on: where three patients' cases do not fit in the
+            # cache (super-resolved stacks), the previous one is not kept (read again on the way back).
+            size = self.case.nbytes if self.case is not None else 0
+            three_fit = 6 * size <= max(self.cache.max_bytes, self._cache_limit or 0)
+            for direction in (+1, -1) if three_fit else (+1,):
                 i = self._neighbour(direction)
                 near = i is not None and i != self.patient_index
                 folder = self.allowed_dir(self.patients[i]) if near else None
