@@ -80,15 +80,15 @@ JS_INSTALL = """() => {
 JS_ARM = """([kind, timeoutMs]) => {
   const b = window.__bench, el = b.el;
   b.input = null;
-  const tArm = performance.now(), slice0 = el.dataset.slice;
-  let loading = false;
+  const tArm = performance.now(), slice0 = el.dataset.slice, volume0 = el.dataset.volumeId;
   b.pending = new Promise((resolve) => {
     const finish = (error) => {
       obs.disconnect(); clearTimeout(timer);
       const tChange = performance.now();
       const report = () => resolve({ error, tArm, tInput: b.input ? b.input.t : null,
         tDispatch: b.input ? b.input.d : null, tChange,
-        tPainted: performance.now(), slice: el.dataset.slice, paintMs: Number(el.dataset.paintMs) });
+        tPainted: performance.now(), slice: el.dataset.slice, paintMs: Number(el.dataset.paintMs),
+        tNamed: Number(el.dataset.namedAt || NaN), fromMemory: el.dataset.fromMemory === '1' });
       if (error) return report();
       requestAnimationFrame(() => {
         const ch = new MessageChannel();
@@ -99,8 +99,8 @@ JS_ARM = """([kind, timeoutMs]) => {
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
     const obs = new MutationObserver(() => {
       if (kind === 'volume') {
-        if (el.dataset.ready === '0') loading = true;
-        else if (loading && el.dataset.ready === '1') finish(null);
+        // Another case's volume drawn (data-volume-id names the case shown; each switch a new one).
+        if (el.dataset.ready === '1' && el.dataset.volumeId && el.dataset.volumeId !== volume0) finish(null);
       } else if (el.dataset.slice !== slice0) finish(null);
     });
     obs.observe(el, { attributes: true, attributeFilter: ['data-ready', 'data-slice', 'data-draws'] });
@@ -322,11 +322,15 @@ def _bench_loads(browser: Any, server: _Server, loads: int, result: dict[str, An
 
 
 def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int) -> dict[str, Any]:
-    times, sizes, labels = [], [], []
+    times, sizes, labels, named, memory = [], [], [], [], 0
     for _ in range(moves):
         page.hover(".cmrqc-key-area .cmrqc-sv-mri")  # where a reviewer's pointer rests (keys work anywhere)
         counter.total = 0
-        times.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        out = _measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))
+        times.append(out["ms"])
+        if out.get("tNamed") == out.get("tNamed") and out.get("tInput") is not None:  # not NaN
+            named.append(out["tNamed"] - out["tInput"])
+        memory += bool(out.get("fromMemory"))
         page.wait_for_timeout(300)  # trailing messages of the same move (list, stats, echoes)
         sizes.append(counter.total)
         labels.append(page.locator("text=/patient \\d+ of \\d+/").first.inner_text().strip())
@@ -334,6 +338,9 @@ def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int)
     return {
         "next_patient_ms": _summary(times),
         "next_patient_samples_ms": [round(t, 1) for t in times],
+        # The key's round trip: from the key to the kernel's choice (volume_key) reaching the viewer.
+        "next_patient_to_named_ms": _summary(named),
+        "next_patient_from_memory": f"{memory} of {len(times)}",
         "bytes_per_patient_move": int(statistics.median(sizes)),
         "bytes_per_patient_move_max": max(sizes),
         "next_patient_last_label": labels[-1] if labels else "",

@@ -178,6 +178,9 @@ class ReviewWidget(VBox):
         # Looked up at call time, so tests can watch where packing happens.
         st.add_task("pack", lambda case: pack_case(case))
         st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
+        # The neighbours' volumes go to the browser once it has painted the case (issue 14).
+        st.observe(guard(self.offer_neighbours), "neighbours")
+        st.prefetcher.on_prepared = _when_prepared(weakref.ref(self))
 
         # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
@@ -343,7 +346,15 @@ class ReviewWidget(VBox):
         on timeout.
         """
         prepared = self.state.prefetcher.wait(timeout)
+        self.offer_neighbours()
         return self.state.triage.wait(timeout) and prepared
+
+    def offer_neighbours(self, change: Any = None) -> None:
+        """Offer the slice viewer the neighbours' packed volumes prepared so far (see
+        :meth:`SliceViewer.offer`: they go to the browser once it has painted the current case)."""
+        st = self.state
+        ready = st.prefetcher.ready("pack", st.neighbours) if st.case is not None else []
+        self.slice_view.offer(ready)
 
     def close(self) -> None:
         """Save a pending comment, release the dataset, stop the background threads, close all widgets."""
@@ -406,11 +417,10 @@ class ReviewWidget(VBox):
         self.title.value = f"<h3 class='cmrqc-title'>Segmentation QC · {user} · {dataset}{here}</h3>"
 
     def _sync_widgets(self) -> list[Any]:
+        # Held in this order and released in reverse: the slice viewer's update goes out first,
+        # so the browser paints the images before it re-renders lists, stats and history.
         return [
-            self.slice_view,
             self.hotkeys,
-            self.title,
-            *self.header.sync_widgets(),
             *self.metrics_strip.sync_widgets(),
             *self.slice_controls.sync_widgets(),
             *self.display_controls.sync_widgets(),
@@ -420,6 +430,9 @@ class ReviewWidget(VBox):
             *self.history.sync_widgets(),
             *self.stats.sync_widgets(),
             *self.volume_view.sync_widgets(),
+            *self.header.sync_widgets(),  # the patient's name goes out with the images
+            self.title,
+            self.slice_view,
         ]
 
     @contextlib.contextmanager
@@ -429,6 +442,17 @@ class ReviewWidget(VBox):
             for widget in self._sync_widgets():
                 stack.enter_context(widget.hold_sync())
             yield
+
+
+def _when_prepared(ref: weakref.ref[ReviewWidget]) -> Any:
+    """The prefetcher's listener: offer a newly packed neighbour from the kernel's loop (weakly held)."""
+
+    def prepared(name: str) -> None:
+        widget = ref()
+        if name == "pack" and widget is not None and widget._schedule is not None:
+            widget._schedule(widget.log_panel.guard(widget.offer_neighbours), 0.0)
+
+    return prepared
 
 
 def _close_state(ref: weakref.ref[ReviewState]) -> None:

@@ -81,6 +81,10 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
     patient = Unicode("", help="Key of the current patient ('' when none).")
     phase = Unicode("ED", help="Current phase, 'ED' or 'ES'.")
     notice = Unicode("", help="Transient message for the reviewer (save failed, all decided ...).")
+    neighbours = List(
+        help="(patient folder, phase) prepared ahead, likeliest next view first (the other phase "
+        "here, the next and previous patients in the current order)."
+    )
 
     # case, case_serial, case_id, error: see CurrentCase; decision, comment, saved_at, revision: see
     # DecisionState; filter, order, queue, progress:
@@ -344,5 +348,6 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             # The next patient in this phase is the likeliest next view; the other phase here next.
             items.insert(1 if items else 0, (here, other))
             self.prefetcher.schedule(dict.fromkeys(items), self.layout, reads=dict.fromkeys(reads))
+            self.neighbours = list(dict.fromkeys(items))
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")
