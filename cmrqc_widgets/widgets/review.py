@@ -20,11 +20,14 @@ the volume it was sent and refuses one that is not the state's (kernel side and 
 the title names the patient and phase. Any failure blanks the images and says why at the top.
 
 3D never slows 2D: with the 3D panel open, a switch sends the 2D batch first and updates the 3D
-panel :data:`THREE_D_DELAY` later, from the kernel's event loop, only if the reviewer is still on
-that case. A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
-volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
-background, so the switch itself takes a few milliseconds. Slice moves are painted in the browser
-and touch nothing here.
+panel once the reviewer has stayed :data:`THREE_D_QUIET` on that case (from the kernel's event
+loop): cases passed over quickly never reach the 3D view, whose software-WebGL redraw would hold
+the browser's main thread, and the 2D paint with it, for a good part of a second. A patient
+switch only sends what was prepared ahead: the state's prefetcher packs the neighbours' volumes
+for the slice viewer (and extracts their 3D points while the 3D panel is open) in the background,
+so the switch itself takes a few milliseconds, and the slice viewer sends those volumes to the
+browser once it has painted the case, so the next one is usually painted from its memory. Slice
+moves are painted in the browser and touch nothing here but the 3D panel's slice plane.
 """
 
 from __future__ import annotations
@@ -66,9 +69,10 @@ log = logging.getLogger(__name__)
 WINDOW_PRESETS = {"auto": 1.0, "contrast": 0.6, "wide": 2.0}
 """Window presets: the width of the case's robust window times this, about the same centre."""
 
-THREE_D_DELAY = 0.15
-"""Seconds between a 2D switch and the 3D update: the 2D batch reaches the browser first, and a
-reviewer moving faster than this skips the 3D work of the cases passed over."""
+THREE_D_QUIET = 0.5
+"""Seconds a reviewer stays on a case before its 3D view is updated: the 2D batch reaches the
+browser first, and a reviewer moving faster than this skips the 3D work (and the browser's 3D
+redraw) of the cases passed over (a debounce: each switch starts the wait again)."""
 
 
 class ReviewWidget(VBox):
@@ -155,6 +159,7 @@ class ReviewWidget(VBox):
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         self.volume_view.provider = lambda case: st.prepare("points")
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
+        st.observe(guard(lambda change: self.volume_view.show_slice(st.view, st.slice)), ["slice", "view"])
         st.observe(guard(self._show_case), "case_serial")
         st.observe(guard(self._show_title), ["dataset", "patient", "phase"])
 
@@ -390,7 +395,7 @@ class ReviewWidget(VBox):
             self._show_3d(st.case_serial)
         else:  # after the 2D batch has gone out; skipped if the reviewer has moved on by then
             serial = st.case_serial
-            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_DELAY)
+            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_QUIET)
 
     def _show_3d(self, serial: int) -> None:
         """Show the current case in the 3D panel, unless another case has replaced it since ``serial``."""
@@ -400,6 +405,7 @@ class ReviewWidget(VBox):
         case = st.case
         try:
             with self.volume_view.hold_sync():
+                self.volume_view.show_slice(st.view, st.slice)
                 self.volume_view.show_case(case, st.error, points=st.result("points"))
         except Exception as exc:  # the 3D panel failed on this case: blank every panel, say why
             if case is None:
