@@ -9,7 +9,10 @@ Measured, each in the page with ``performance.now()`` (so Playwright's own laten
   websocket bytes received for that move;
 - slice step by ArrowRight/ArrowLeft (a kernel round trip) and by the mouse wheel (local), from the
   input event to the frame after ``data-slice`` changed;
-- play at 20 frames/s: distinct slices painted per second over 3 s.
+- play at 20 frames/s: distinct slices painted per second over 3 s;
+- "next patient" with the 3D panel open, twice: after the 3D view of each case has been drawn
+  (the reviewer looks, then moves on), and moving quickly (the next key 350 ms after each paint,
+  the pace of a reviewer passing over cases): the 2D switch must not wait for 3D.
 
 "Painted" means a ``requestAnimationFrame`` callback followed by a task (the frame was produced).
 Input times are the events' own time stamps. Chromium hands wheel events to the page aligned to
@@ -347,6 +350,34 @@ def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int)
     }
 
 
+JS_3D_DRAWN = """() => {
+  const panel = document.querySelector('.cmrqc-volume3d');
+  return Boolean(panel && /voxels/.test(panel.innerText) && panel.querySelector('canvas'));
+}"""
+
+
+def _bench_next_patient_3d(page: Any, server: _Server, moves: int, pause_ms: int = 350) -> dict[str, Any]:
+    """Next patient with the 3D panel open: after the 3D view was drawn, and moving quickly."""
+    page.locator(".cmrqc-volume3d button").filter(has_text="Show 3D").first.click()
+    page.wait_for_function(JS_3D_DRAWN, timeout=60_000)
+    server.wait_quiet(timeout=30)
+    looked, rapid = [], []
+    for _ in range(moves):  # the reviewer looks at each case (its 3D drawn) before moving on
+        page.hover(".cmrqc-key-area .cmrqc-sv-mri")
+        looked.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        server.wait_quiet(timeout=10)
+    for _ in range(moves):  # passing over cases: the next key 350 ms after each paint
+        page.hover(".cmrqc-key-area .cmrqc-sv-mri")
+        rapid.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        page.wait_for_timeout(pause_ms)
+    page.locator(".cmrqc-volume3d button").filter(has_text="Hide 3D").first.click()
+    return {
+        "next_patient_3d_open_ms": _summary(looked),
+        f"next_patient_3d_open_every_{pause_ms}ms_ms": _summary(rapid),
+        "next_patient_3d_open_samples_ms": [round(t, 1) for t in looked + rapid],
+    }
+
+
 def _slice_direction(page: Any) -> int:
     index, count = page.evaluate(JS_SLICE)
     return 1 if index < count - 1 else -1
@@ -434,7 +465,7 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         ``errors``, a list of messages for every part that could not be measured.
     """
     loads, moves, steps = (2, 3, 10) if quick else (5, 10, 40)
-    result: dict[str, Any] = {"errors": []}
+    result: dict[str, Any] = {"errors": [], "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if not Path(CHROMIUM).exists():
         result["errors"].append(f"{CHROMIUM} is missing (apt-get install -y chromium); no browser figures.")
         return result
@@ -465,6 +496,7 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
                     ("next patient", lambda: _bench_next_patient(page, server, counter, moves)),
                     ("slice step", lambda: _bench_slice_steps(page, steps)),
                     ("play", lambda: _bench_play(page)),
+                    ("next patient, 3D open", lambda: _bench_next_patient_3d(page, server, moves)),
                 ]
                 for name, part in parts:
                     try:
@@ -477,4 +509,5 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         result["errors"].append(f"{type(exc).__name__}: {str(exc)[:800]}")
     finally:
         server.stop()
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]  # timings are measured under it
     return result

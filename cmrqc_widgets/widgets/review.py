@@ -1,7 +1,7 @@
 """ReviewWidget: the whole review screen as one composed ipywidget.
 
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
-is a thin view linked to it. One module on purpose (~440 lines): the screen's wiring, its key
+is a thin view linked to it. One module on purpose (~480 lines): the screen's wiring, its key
 handling and the public parts tests reach for are read together; each panel is its own module.
 Layout::
 
@@ -159,7 +159,7 @@ class ReviewWidget(VBox):
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         self.volume_view.provider = lambda case: st.prepare("points")
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
-        st.observe(guard(lambda change: self.volume_view.show_slice(st.view, st.slice)), ["slice", "view"])
+        st.observe(guard(self._show_slice_3d), ["slice", "view"])
         st.observe(guard(self._show_case), "case_serial")
         st.observe(guard(self._show_title), ["dataset", "patient", "phase"])
 
@@ -411,6 +411,12 @@ class ReviewWidget(VBox):
             if case is None:
                 raise
             st.fail_case(exc)
+
+    def _show_slice_3d(self, change: Any = None) -> None:
+        """Move the 3D panel's slice plane, if the panel shows the current case (else the deferred
+        3D update places it: a switch must not make the browser redraw the 3D view at once)."""
+        if self.volume_view.drawn is not None and self.volume_view.drawn is self.state.case:
+            self.volume_view.show_slice(self.state.view, self.state.slice)
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state

@@ -171,6 +171,11 @@ class Volume3DPanel(VBox):
         """Whether the 3D view is shown."""
         return bool(self.toggle.value) and self.webgl_check.webgl is not False
 
+    @property
+    def drawn(self) -> Any:
+        """The case whose points are on screen (None when none)."""
+        return self._drawn
+
     def show_case(self, case: Any, message: str = "", points: Drawing | None = None) -> None:
         """Show ``case`` (or ``message`` when it is None); points are computed only when expanded.
 

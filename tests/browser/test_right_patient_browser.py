@@ -205,6 +205,36 @@ def test_a_kept_volume_of_a_file_since_changed_is_not_painted(page):
         write_case(folder, affine=AFFINES[i % 3], shape=(40, 32, 5 + i), stripes=following)
 
 
+JS_WATCH_ORDER = """(viewer) => {
+  const el = document.querySelector(viewer), panel = document.querySelector('.cmrqc-volume3d');
+  const volume0 = el.dataset.volumeId, status0 = panel.innerText, t = (window.__order = {});
+  new MutationObserver(() => {
+    if (!t.painted2d && el.dataset.ready === '1' && el.dataset.volumeId && el.dataset.volumeId !== volume0)
+      t.painted2d = performance.now();
+  }).observe(el, { attributes: true });
+  new MutationObserver(() => {
+    if (!t.drawn3d && panel.innerText !== status0) t.drawn3d = performance.now();
+  }).observe(panel, { subtree: true, childList: true, characterData: true, attributes: true });
+}"""
+
+
+def test_with_3d_open_the_2d_switch_is_painted_before_3d(page):
+    """3D open, Next: the new patient's 2D images are painted before the 3D view changes."""
+    page.locator(".cmrqc-volume3d button").filter(has_text="Show 3D").first.click()
+    try:
+        page.wait_for_function(
+            "() => /voxels/.test(document.querySelector('.cmrqc-volume3d').innerText)", timeout=60_000
+        )
+        page.wait_for_timeout(1500)  # the 3D view of this case drawn and settled
+        page.evaluate(JS_WATCH_ORDER, VIEWER)
+        next_patient(page, named_patient(page))
+        page.wait_for_function("() => window.__order.painted2d && window.__order.drawn3d", timeout=60_000)
+        order = page.evaluate("() => window.__order")
+        assert order["painted2d"] < order["drawn3d"]
+    finally:
+        page.locator(".cmrqc-volume3d button").filter(has_text="Hide 3D").first.click()
+
+
 def test_a_volume_of_another_case_is_not_painted(page):
     """The kernel names a case whose volume never came: the canvases go, a sentence names the case."""
     page.get_by_role("button", name="name another case").click()
