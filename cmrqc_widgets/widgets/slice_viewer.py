@@ -70,9 +70,11 @@ BROWSER_KEEPS = 8
 """Volumes the browser keeps (slice_viewer.js ``KEEP``): the current case, both phases of the
 previous and next patients, the other phase here, and slack."""
 
-KERNEL_ASSUMES = 6
-"""Volumes the kernel assumes the browser still holds: fewer than it keeps, so an eviction the
-kernel did not foresee is rare (and costs one ``want`` round trip, never a wrong image)."""
+KERNEL_ASSUMES = BROWSER_KEEPS
+"""Volumes the kernel assumes the browser still holds: it mirrors the browser's least-recently-used
+order (both touch a volume when it is sent and when it is shown), so a neighbour the browser still
+holds is not sent again; a mismatch (a second view, a reload) costs one ``want`` round trip, never
+a wrong image."""
 
 MAX_KEY_CHARS = 8192
 """Longest volume key accepted from the browser (a longer one is ignored)."""
