@@ -167,3 +167,17 @@ def test_a_volume_the_browser_lost_is_asked_for_and_sent(signed, evicted) -> Non
     assert stripes_seen(browser.paint()) == number(w.state.patient)
     assert browser.wants == (1 if evicted else 0)
     w.close()
+
+
+def test_a_switch_sends_the_images_first(signed, monkeypatch) -> None:  # noqa: F811
+    """The switch's first message is the slice viewer's (the browser paints before the lists)."""
+    import ipywidgets
+
+    root, _ = signed
+    w, _browser = screen(root)
+    order = []
+    monkeypatch.setattr(ipywidgets.Widget, "_send", lambda self, msg, buffers=None: order.append(self))
+    w.next_patient_button.click()
+    assert order and order[0] is w.slice_view
+    assert w.title in order[:3]  # the patient's name follows at once
+    w.close()
