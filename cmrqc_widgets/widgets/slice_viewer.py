@@ -86,7 +86,7 @@ class SliceViewer(anywidget.AnyWidget):
     Examples
     --------
     >>> viewer = SliceViewer()
-    >>> viewer.show_case(case)          # one message with the whole phase
+    >>> viewer.show_case(case)          # the phase's volume, then the traits naming it
     >>> viewer.slice_index = 3          # painted on the client, no image sent
     >>> viewer.step(-1); viewer.view = "hla"; viewer.alpha = 0.6
     """
@@ -209,7 +209,7 @@ class SliceViewer(anywidget.AnyWidget):
         packed: PackedCase | None = None,
         identity: str | None = None,
     ) -> None:
-        """Send one phase of a case to the browser in a single message.
+        """Show one phase of a case: its volume message (unless the browser holds it), then its traits.
 
         Parameters
         ----------
