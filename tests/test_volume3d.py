@@ -34,6 +34,11 @@ def test_with_webgl_the_toggle_draws(widget) -> None:
     view.webgl_check.webgl = True
     view.toggle.value = True
     assert view.figure is not None and view.n_point_updates == 1 and not view.toggle.disabled
+    first = view.figure
+    view.toggle.value = False
+    view.toggle.value = True  # shown again: a new figure (ipyvolume paints garbage in a re-shown one)
+    assert view.figure is not first and view._body.children == (view.figure,)
+    assert view.n_point_updates == 2 and len(view.figure.scatters) >= 1 and view.figure.meshes
 
 
 @pytest.fixture

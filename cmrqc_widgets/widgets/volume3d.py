@@ -235,6 +235,8 @@ class Volume3DPanel(VBox):
             return
         if change.new:
             self.toggle.description = "Hide 3D"
+            if self.figure is not None:  # shown again, ipyvolume 0.6.3 paints a colour gradient
+                self._discard_figure()
             self._build()
             self._body.children = (self.figure,)
             self._draw()
@@ -242,6 +244,15 @@ class Volume3DPanel(VBox):
             self.toggle.description = "Show 3D"
             self._body.children = ()
             self.status.value = ""
+
+    def _discard_figure(self) -> None:
+        """Close the figure and everything in it (a new one is built and drawn on the next show)."""
+        for widget in [*self.scatters.values(), self.plane, self._placeholder]:
+            if widget is not None:
+                _close_scatter(widget)
+        self.figure.close()
+        self.figure = self.plane = self._placeholder = self._drawn = self._drawing = self._plane_for = None
+        self.scatters, self._present = {}, set()
 
     def _build(self) -> None:
         if self.figure is not None:
