@@ -9,7 +9,10 @@ Measured, each in the page with ``performance.now()`` (so Playwright's own laten
   websocket bytes received for that move;
 - slice step by ArrowRight/ArrowLeft (a kernel round trip) and by the mouse wheel (local), from the
   input event to the frame after ``data-slice`` changed;
-- play at 20 frames/s: distinct slices painted per second over 3 s.
+- play at 20 frames/s: distinct slices painted per second over 3 s;
+- "next patient" with the 3D panel open, twice: after the 3D view of each case has been drawn
+  (the reviewer looks, then moves on), and moving quickly (the next key 350 ms after each paint,
+  the pace of a reviewer passing over cases): the 2D switch must not wait for 3D.
 
 "Painted" means a ``requestAnimationFrame`` callback followed by a task (the frame was produced).
 Input times are the events' own time stamps. Chromium hands wheel events to the page aligned to
@@ -80,15 +83,15 @@ JS_INSTALL = """() => {
 JS_ARM = """([kind, timeoutMs]) => {
   const b = window.__bench, el = b.el;
   b.input = null;
-  const tArm = performance.now(), slice0 = el.dataset.slice;
-  let loading = false;
+  const tArm = performance.now(), slice0 = el.dataset.slice, volume0 = el.dataset.volumeId;
   b.pending = new Promise((resolve) => {
     const finish = (error) => {
       obs.disconnect(); clearTimeout(timer);
       const tChange = performance.now();
       const report = () => resolve({ error, tArm, tInput: b.input ? b.input.t : null,
         tDispatch: b.input ? b.input.d : null, tChange,
-        tPainted: performance.now(), slice: el.dataset.slice, paintMs: Number(el.dataset.paintMs) });
+        tPainted: performance.now(), slice: el.dataset.slice, paintMs: Number(el.dataset.paintMs),
+        tNamed: Number(el.dataset.namedAt || NaN), fromMemory: el.dataset.fromMemory === '1' });
       if (error) return report();
       requestAnimationFrame(() => {
         const ch = new MessageChannel();
@@ -99,8 +102,8 @@ JS_ARM = """([kind, timeoutMs]) => {
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
     const obs = new MutationObserver(() => {
       if (kind === 'volume') {
-        if (el.dataset.ready === '0') loading = true;
-        else if (loading && el.dataset.ready === '1') finish(null);
+        // Another case's volume drawn (data-volume-id names the case shown; each switch a new one).
+        if (el.dataset.ready === '1' && el.dataset.volumeId && el.dataset.volumeId !== volume0) finish(null);
       } else if (el.dataset.slice !== slice0) finish(null);
     });
     obs.observe(el, { attributes: true, attributeFilter: ['data-ready', 'data-slice', 'data-draws'] });
@@ -322,11 +325,15 @@ def _bench_loads(browser: Any, server: _Server, loads: int, result: dict[str, An
 
 
 def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int) -> dict[str, Any]:
-    times, sizes, labels = [], [], []
+    times, sizes, labels, named, memory = [], [], [], [], 0
     for _ in range(moves):
         page.hover(".cmrqc-key-area .cmrqc-sv-mri")  # where a reviewer's pointer rests (keys work anywhere)
         counter.total = 0
-        times.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        out = _measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))
+        times.append(out["ms"])
+        if out.get("tNamed") == out.get("tNamed") and out.get("tInput") is not None:  # not NaN
+            named.append(out["tNamed"] - out["tInput"])
+        memory += bool(out.get("fromMemory"))
         page.wait_for_timeout(300)  # trailing messages of the same move (list, stats, echoes)
         sizes.append(counter.total)
         labels.append(page.locator("text=/patient \\d+ of \\d+/").first.inner_text().strip())
@@ -334,9 +341,40 @@ def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int)
     return {
         "next_patient_ms": _summary(times),
         "next_patient_samples_ms": [round(t, 1) for t in times],
+        # The key's round trip: from the key to the kernel's choice (volume_key) reaching the viewer.
+        "next_patient_to_named_ms": _summary(named),
+        "next_patient_from_memory": f"{memory} of {len(times)}",
         "bytes_per_patient_move": int(statistics.median(sizes)),
         "bytes_per_patient_move_max": max(sizes),
         "next_patient_last_label": labels[-1] if labels else "",
+    }
+
+
+JS_3D_DRAWN = """() => {
+  const panel = document.querySelector('.cmrqc-volume3d');
+  return Boolean(panel && /voxels/.test(panel.innerText) && panel.querySelector('canvas'));
+}"""
+
+
+def _bench_next_patient_3d(page: Any, server: _Server, moves: int, pause_ms: int = 350) -> dict[str, Any]:
+    """Next patient with the 3D panel open: after the 3D view was drawn, and moving quickly."""
+    page.locator(".cmrqc-volume3d button").filter(has_text="Show 3D").first.click()
+    page.wait_for_function(JS_3D_DRAWN, timeout=60_000)
+    server.wait_quiet(timeout=30)
+    looked, rapid = [], []
+    for _ in range(moves):  # the reviewer looks at each case (its 3D drawn) before moving on
+        page.hover(".cmrqc-key-area .cmrqc-sv-mri")
+        looked.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        server.wait_quiet(timeout=10)
+    for _ in range(moves):  # passing over cases: the next key 350 ms after each paint
+        page.hover(".cmrqc-key-area .cmrqc-sv-mri")
+        rapid.append(_measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))["ms"])
+        page.wait_for_timeout(pause_ms)
+    page.locator(".cmrqc-volume3d button").filter(has_text="Hide 3D").first.click()
+    return {
+        "next_patient_3d_open_ms": _summary(looked),
+        f"next_patient_3d_open_every_{pause_ms}ms_ms": _summary(rapid),
+        "next_patient_3d_open_samples_ms": [round(t, 1) for t in looked + rapid],
     }
 
 
@@ -427,7 +465,7 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         ``errors``, a list of messages for every part that could not be measured.
     """
     loads, moves, steps = (2, 3, 10) if quick else (5, 10, 40)
-    result: dict[str, Any] = {"errors": []}
+    result: dict[str, Any] = {"errors": [], "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if not Path(CHROMIUM).exists():
         result["errors"].append(f"{CHROMIUM} is missing (apt-get install -y chromium); no browser figures.")
         return result
@@ -458,6 +496,7 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
                     ("next patient", lambda: _bench_next_patient(page, server, counter, moves)),
                     ("slice step", lambda: _bench_slice_steps(page, steps)),
                     ("play", lambda: _bench_play(page)),
+                    ("next patient, 3D open", lambda: _bench_next_patient_3d(page, server, moves)),
                 ]
                 for name, part in parts:
                     try:
@@ -470,4 +509,5 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         result["errors"].append(f"{type(exc).__name__}: {str(exc)[:800]}")
     finally:
         server.stop()
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]  # timings are measured under it
     return result

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from synthetic import REVIEWER, on_disk, raw
 
+from cmrqc_widgets.render import scene as scene_module
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets import ReviewState, ReviewWidget, SliceViewer
 from cmrqc_widgets.widgets import review as review_module
-from cmrqc_widgets.widgets import volume3d as volume3d_module
 from cmrqc_widgets.widgets.panels import PAGE_SIZE
 from cmrqc_widgets.widgets.state import MIN_CACHE_MB
 from cmrqc_widgets.widgets.workflow import SESSION_SHOWN
@@ -310,13 +310,13 @@ def test_next_undecided_filter_and_progress(widget: ReviewWidget) -> None:
 def test_3d_collapsed_costs_nothing_and_ignores_slices(widget: ReviewWidget, monkeypatch) -> None:
     """Collapsed, no points are computed; expanded, points change on patient moves, never on slices."""
     calls = []
-    real = volume3d_module.case_points
+    real = scene_module.case_points
 
     def counting(case, cap=50_000):
         calls.append(case)
         return real(case, cap=cap)
 
-    monkeypatch.setattr(volume3d_module, "case_points", counting)
+    monkeypatch.setattr(scene_module, "case_points", counting)
     w = widget
     view = w.volume_view
     w.next_patient_button.click()

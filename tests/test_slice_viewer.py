@@ -99,13 +99,17 @@ def test_show_case_sets_volume_and_clears_message():
 
 
 def test_show_case_sends_one_message(monkeypatch):
-    """All the volume traits of a patient move go to the browser in one batch."""
+    """A patient move sends its volume once (two binary buffers), then every trait in one batch."""
     viewer = SliceViewer()
-    sent = []
+    sent, volumes = [], []
     monkeypatch.setattr(viewer, "send_state", lambda key=None: sent.append(set(key or ())))
+    monkeypatch.setattr(viewer, "send", lambda content, buffers=None: volumes.append((content, buffers)))
     viewer.show_case(make_case(), slice_index=2)
     assert len(sent) == 1
-    assert {"image", "labels", "shape", "spacing", "window", "slice_index"} <= set(sent[0])
+    assert {"volume_key", "volume_id", "shape", "spacing", "window", "slice_index"} <= set(sent[0])
+    [(content, buffers)] = volumes
+    assert content["type"] == "volume" and content["key"] == viewer.volume_key
+    assert buffers == [viewer.image, viewer.labels]
 
 
 @pytest.mark.parametrize(("view", "length"), [("sa", 6), ("hla", 32), ("vla", 40)])
@@ -199,9 +203,10 @@ def test_settings_are_synced_to_the_browser():
     viewer = SliceViewer()
     synced = set(viewer.keys)
     assert {
-        "image", "labels", "shape", "spacing", "slice_index", "view", "overlay", "alpha", "window",
+        "volume_key", "shape", "spacing", "slice_index", "view", "overlay", "alpha", "window",
         "zoom", "visible", "colours", "structures", "playing", "fps", "message",
     } <= synced
+    assert not {"image", "labels"} & synced  # the volume travels in messages, kept by key
     assert "export default" in viewer._esm
     assert "DecompressionStream" in viewer._esm
 

@@ -12,6 +12,7 @@ Pure numpy and zlib (python-isal's faster deflate where it imports): no widgets.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Mapping
@@ -70,11 +71,20 @@ class PackedCase:
     patient_dir : str
         ``str(case.patient_dir)``.
     phase : str
+    key : str
+        :func:`volume_key` of the volume: the browser keeps volumes by this key, so two volumes
+        with one key are the same bytes of the same case.
     """
 
     volume: Packed
     patient_dir: str
     phase: str
+    key: str = ""
+    """Content key (:func:`volume_key`): computed from the bytes when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", volume_key(self.volume, self.patient_dir, self.phase))
 
     def belongs_to(self, case: Any) -> bool:
         """Whether this volume was packed from ``case`` (same patient folder and phase)."""
@@ -88,6 +98,21 @@ def case_source(case: Any) -> tuple[str, str]:
 
 class CaseMismatchError(ValueError):
     """A volume about to be shown is not the case the review state names."""
+
+
+def volume_key(volume: Packed, patient_dir: str, phase: str) -> str:
+    """Content key of a packed volume: ``"<phase>:<patient folder>#<digest>"``.
+
+    The digest covers both compressed streams, the shape and the default window, so a re-read file
+    whose voxels changed gets another key: a volume the browser kept under the old key is never
+    taken for it. The phase and folder let the browser check the case a kept volume comes from.
+    """
+    image, labels, shape, window = volume
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(repr((list(shape), list(window), len(image))).encode())
+    digest.update(image)
+    digest.update(labels)
+    return f"{phase}:{patient_dir}#{digest.hexdigest()}"
 
 
 def identity_text(patient: str, phase: str, serial: int) -> str:

@@ -182,3 +182,32 @@ def case_points(case: Any, cap: int = 50_000) -> Points:
     spacing = getattr(case, "spacing", None)
     affine = case.affine if spacing is None else scaled_affine(case.affine, spacing)
     return label_points(case.labels, affine, case.label_map, cap=cap)
+
+
+VIEW_AXES = {"sa": 0, "hla": 1, "vla": 2}
+"""Index axis each 2D view slices along (``volume[k]``, ``volume[:, k, :]``, ``volume[:, :, k]``)."""
+
+
+def slice_corners(
+    shape: tuple[int, ...], view: str, index: int, box: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Corners of slice ``index`` of ``view`` in voxel indices ``(slice, row, col)``, float64 ``(4, 3)``.
+
+    The quad runs half a voxel beyond the outermost voxel centres, so it covers the slice as the
+    2D view shows it, or only the part inside ``box`` (lowest and highest voxel indices, e.g.
+    around the heart); corners go round the quad (two triangles: 0-1-2 and 0-2-3).
+    """
+    if view not in VIEW_AXES or len(shape) != 3:
+        raise ValueError(f"Unknown view {view!r} or shape {shape!r}.")
+    low = np.full(3, -0.5)
+    high = np.asarray(shape, np.float64) - 0.5
+    if box is not None:
+        low = np.maximum(low, np.asarray(box[0], np.float64) - 0.5)
+        high = np.minimum(high, np.asarray(box[1], np.float64) + 0.5)
+    axis = VIEW_AXES[view]
+    a, b = (k for k in range(3) if k != axis)
+    corners = np.zeros((4, 3), np.float64)
+    corners[:, axis] = index
+    corners[:, a] = [low[a], high[a], high[a], low[a]]
+    corners[:, b] = [low[b], low[b], high[b], high[b]]
+    return corners

@@ -68,6 +68,8 @@ class Prefetcher:
         self._working = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.on_prepared: Callable[[str], None] | None = None
+        """Called with the task's name, from the background thread, after each result it keeps."""
 
     def add_task(
         self, name: str, function: Callable[[Any], Any], enabled: Callable[[], bool] | None = None
@@ -123,6 +125,19 @@ class Prefetcher:
         """Keep a result computed on the main thread (going back to a patient finds it)."""
         with self._cv:
             self._store((str(patient_dir), phase, name), case, value)
+
+    def ready(self, name: str, items: Iterable[tuple[Path, str]]) -> list[Any]:
+        """Results of task ``name`` already kept for these (patient folder, phase), in order; no waiting.
+
+        Only results whose case is still alive (in the case cache, or shown) are returned.
+        """
+        with self._cv:
+            found = []
+            for patient_dir, phase in items:
+                entry = self._results.get((str(patient_dir), phase, name))
+                if entry is not None and entry[0]() is not None:
+                    found.append(entry[1])
+            return found
 
     def busy(self) -> bool:
         """True while there is work left."""
@@ -207,4 +222,7 @@ class Prefetcher:
                         self._store(key, case, value)
                         self.n_prepared[name] += 1
                     self._cv.notify_all()
+                if value is not None and self.on_prepared is not None:
+                    with contextlib.suppress(Exception):  # a listener's failure never stops the prefetch
+                        self.on_prepared(name)
             del case

@@ -1,7 +1,7 @@
 """ReviewWidget: the whole review screen as one composed ipywidget.
 
 Composition only: the state lives in :class:`~cmrqc_widgets.widgets.state.ReviewState`; every panel
-is a thin view linked to it. One module on purpose (~440 lines): the screen's wiring, its key
+is a thin view linked to it. One module on purpose (~480 lines): the screen's wiring, its key
 handling and the public parts tests reach for are read together; each panel is its own module.
 Layout::
 
@@ -20,11 +20,14 @@ the volume it was sent and refuses one that is not the state's (kernel side and 
 the title names the patient and phase. Any failure blanks the images and says why at the top.
 
 3D never slows 2D: with the 3D panel open, a switch sends the 2D batch first and updates the 3D
-panel :data:`THREE_D_DELAY` later, from the kernel's event loop, only if the reviewer is still on
-that case. A patient switch only sends what was prepared ahead: the state's prefetcher packs the neighbours'
-volumes for the slice viewer (and extracts their 3D points while the 3D panel is open) in the
-background, so the switch itself takes a few milliseconds. Slice moves are painted in the browser
-and touch nothing here.
+panel once the reviewer has stayed :data:`THREE_D_QUIET` on that case (from the kernel's event
+loop): cases passed over quickly never reach the 3D view, whose software-WebGL redraw would hold
+the browser's main thread, and the 2D paint with it, for a good part of a second. A patient
+switch only sends what was prepared ahead: the state's prefetcher packs the neighbours' volumes
+for the slice viewer (and extracts their 3D points while the 3D panel is open) in the background,
+so the switch itself takes a few milliseconds, and the slice viewer sends those volumes to the
+browser once it has painted the case, so the next one is usually painted from its memory. Slice
+moves are painted in the browser and touch nothing here but the 3D panel's slice plane.
 """
 
 from __future__ import annotations
@@ -66,9 +69,10 @@ log = logging.getLogger(__name__)
 WINDOW_PRESETS = {"auto": 1.0, "contrast": 0.6, "wide": 2.0}
 """Window presets: the width of the case's robust window times this, about the same centre."""
 
-THREE_D_DELAY = 0.15
-"""Seconds between a 2D switch and the 3D update: the 2D batch reaches the browser first, and a
-reviewer moving faster than this skips the 3D work of the cases passed over."""
+THREE_D_QUIET = 0.5
+"""Seconds a reviewer stays on a case before its 3D view is updated: the 2D batch reaches the
+browser first, and a reviewer moving faster than this skips the 3D work (and the browser's 3D
+redraw) of the cases passed over (a debounce: each switch starts the wait again)."""
 
 
 class ReviewWidget(VBox):
@@ -155,6 +159,7 @@ class ReviewWidget(VBox):
         link((st, "show_3d"), (self.volume_view.toggle, "value"))
         self.volume_view.provider = lambda case: st.prepare("points")
         st.observe(guard(lambda change: self.volume_view.set_visible(change.new)), "visible")
+        st.observe(guard(self._show_slice_3d), ["slice", "view"])
         st.observe(guard(self._show_case), "case_serial")
         st.observe(guard(self._show_title), ["dataset", "patient", "phase"])
 
@@ -179,6 +184,9 @@ class ReviewWidget(VBox):
         # Looked up at call time, so tests can watch where packing happens.
         st.add_task("pack", lambda case: pack_case(case))
         st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
+        # The neighbours' volumes go to the browser once it has painted the case (issue 14).
+        st.observe(guard(self.offer_neighbours), "neighbours")
+        st.prefetcher.on_prepared = _when_prepared(weakref.ref(self))
 
         # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
@@ -344,7 +352,15 @@ class ReviewWidget(VBox):
         on timeout.
         """
         prepared = self.state.prefetcher.wait(timeout)
+        self.offer_neighbours()
         return self.state.triage.wait(timeout) and prepared
+
+    def offer_neighbours(self, change: Any = None) -> None:
+        """Offer the slice viewer the neighbours' packed volumes prepared so far (see
+        :meth:`SliceViewer.offer`: they go to the browser once it has painted the current case)."""
+        st = self.state
+        ready = st.prefetcher.ready("pack", st.neighbours) if st.case is not None else []
+        self.slice_view.offer(ready)
 
     def close(self) -> None:
         """Save a pending comment, release the dataset, stop the background threads, close all widgets."""
@@ -380,7 +396,7 @@ class ReviewWidget(VBox):
             self._show_3d(st.case_serial)
         else:  # after the 2D batch has gone out; skipped if the reviewer has moved on by then
             serial = st.case_serial
-            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_DELAY)
+            self._schedule(self.log_panel.guard(lambda: self._show_3d(serial)), THREE_D_QUIET)
 
     def _show_3d(self, serial: int) -> None:
         """Show the current case in the 3D panel, unless another case has replaced it since ``serial``."""
@@ -390,11 +406,18 @@ class ReviewWidget(VBox):
         case = st.case
         try:
             with self.volume_view.hold_sync():
+                self.volume_view.show_slice(st.view, st.slice)
                 self.volume_view.show_case(case, st.error, points=st.result("points"))
         except Exception as exc:  # the 3D panel failed on this case: blank every panel, say why
             if case is None:
                 raise
             st.fail_case(exc)
+
+    def _show_slice_3d(self, change: Any = None) -> None:
+        """Move the 3D panel's slice plane, if the panel shows the current case (else the deferred
+        3D update places it: a switch must not make the browser redraw the 3D view at once)."""
+        if self.volume_view.drawn is not None and self.volume_view.drawn is self.state.case:
+            self.volume_view.show_slice(self.state.view, self.state.slice)
 
     def _show_title(self, change: Any = None) -> None:
         st = self.state
@@ -407,11 +430,10 @@ class ReviewWidget(VBox):
         self.title.value = f"<h3 class='cmrqc-title'>Segmentation QC · {user} · {dataset}{here}</h3>"
 
     def _sync_widgets(self) -> list[Any]:
+        # Held in this order and released in reverse: the slice viewer's update goes out first,
+        # so the browser paints the images before it re-renders lists, stats and history.
         return [
-            self.slice_view,
             self.hotkeys,
-            self.title,
-            *self.header.sync_widgets(),
             *self.metrics_strip.sync_widgets(),
             *self.slice_controls.sync_widgets(),
             *self.display_controls.sync_widgets(),
@@ -421,6 +443,9 @@ class ReviewWidget(VBox):
             *self.history.sync_widgets(),
             *self.stats.sync_widgets(),
             *self.volume_view.sync_widgets(),
+            *self.header.sync_widgets(),  # the patient's name goes out with the images
+            self.title,
+            self.slice_view,
         ]
 
     @contextlib.contextmanager
@@ -430,6 +455,17 @@ class ReviewWidget(VBox):
             for widget in self._sync_widgets():
                 stack.enter_context(widget.hold_sync())
             yield
+
+
+def _when_prepared(ref: weakref.ref[ReviewWidget]) -> Any:
+    """The prefetcher's listener: offer a newly packed neighbour from the kernel's loop (weakly held)."""
+
+    def prepared(name: str) -> None:
+        widget = ref()
+        if name == "pack" and widget is not None and widget._schedule is not None:
+            widget._schedule(widget.log_panel.guard(widget.offer_neighbours), 0.0)
+
+    return prepared
 
 
 def _close_state(ref: weakref.ref[ReviewState]) -> None:

@@ -71,6 +71,9 @@ class QueueState(HasTraits):
         if triage is not None and not triage.ready and self._uses_suspicion():
             triage._publish(notify=False)  # what is known so far; re-sorted again when all is known
         self.refresh_queue()
+        prefetch = getattr(self, "_prefetch", None)
+        if prefetch is not None:  # the neighbours in the new order
+            prefetch()
 
     # ------------------------------------------------------------------------------------------
     def register_order(self, name: str, function: OrderFunction, label: str | None = None) -> None:

@@ -1,43 +1,22 @@
-// Slice viewer for cmrqc_widgets (anywidget ES module, no build step, no imports).
+// Slice viewer for cmrqc_widgets (anywidget ES module, no build step, no imports; the kernel puts
+// volume_store.js in front of this file: asBytes, inflate, describe, describeKey, volumeStore).
 //
-// The kernel sends one phase of one patient once: `image` (uint8 MRI, 0..255) and `labels`
-// (uint8 structure codes), both zlib-compressed, with `shape` [slices, rows, cols]. Everything a
-// slice step needs is here, so a step is painted from memory instead of a 50-66 ms kernel round
-// trip. The kernel stays the source of truth: we only read traits, and write `slice_index` back
-// (wheel, play) with save_changes().
+// The kernel sends one phase of one patient once, as a volume message (uint8 MRI 0..255 and uint8
+// structure codes, zlib-compressed, [slices, rows, cols]) kept in the store, and names the volume
+// to paint in `volume_key`. Everything a slice step needs is here, so a step is painted from memory
+// instead of a 50-66 ms kernel round trip; and once the case is painted the kernel sends the
+// neighbours' volumes, so the next patient is usually painted from memory too. The kernel stays
+// the source of truth: we only read traits, and write `slice_index` back (wheel, play).
 //
-// Never the wrong patient: `volume_id` names the case the volume was packed from and `case_id` the
-// case the review state shows ("<serial>:<phase>:<patient>"). A volume whose id is not `case_id` is
-// never painted: the canvases are cleared and, unless its replacement is still being decoded, the
-// viewer says which case it could not show.
+// Never the wrong patient: `volume_id` names the case the volume was chosen for and `case_id` the
+// case the review state shows ("<serial>:<phase>:<patient>"); the volume's key names the case it
+// was packed from. A volume whose id is not `case_id`, or whose key is another patient or phase,
+// is never painted: the canvases are cleared and, unless its replacement is still on its way, the
+// viewer says which case it could not show. Only the volume `volume_key` names is ever looked up.
 
 const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1 before the first layout
 const UNKNOWN = 255; // structure code of a label value the label map does not name
 const UNKNOWN_RGB = [160, 160, 160];
-
-// Bytes traits arrive as a DataView (binary buffer); accept the other buffer types too.
-function asBytes(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value;
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  return new Uint8Array(0);
-}
-
-// "deflate" in the Compression Streams API is the zlib format that Python's zlib.compress writes.
-async function inflate(value) {
-  const bytes = asBytes(value);
-  if (bytes.length === 0) return bytes;
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-// "<serial>:<phase>:<patient>" -> "<patient folder name> <phase>".
-function describe(id) {
-  const [, phase = "", ...rest] = String(id).split(":");
-  const patient = rest.join(":").split(/[\\/]/).filter(Boolean).pop() || "this case";
-  return `${patient} ${phase}`.trim();
-}
 
 function hexToRgb(hex) {
   const n = parseInt(String(hex).replace("#", ""), 16);
@@ -84,8 +63,10 @@ function render({ model, el }) {
   const canvases = [el.querySelector(".cmrqc-sv-mri"), el.querySelector(".cmrqc-sv-labels")];
   const contexts = canvases.map((canvas) => canvas.getContext("2d"));
 
-  let volume = null; // { image, labels, shape } once decoded
-  let generation = 0; // drops a decode that finished after a newer volume arrived
+  let volume = null; // { image, labels, shape, bbox, id, key } once decoded
+  let generation = 0; // drops a decode that finished after a newer volume was named
+  const store = volumeStore(); // volumes sent by the kernel, by key
+  let wanted = ""; // key asked of the kernel ("want") and not come yet
   let error = "";
   let loading = false; // a volume is being decoded (a refused one is then only blanked)
   let draws = 0;
@@ -116,10 +97,14 @@ function render({ model, el }) {
     codeOn[UNKNOWN] = 1; // a stray label is always worth seeing
   }
 
-  // The volume held is not the case on screen (identity check; the kernel checks it too).
+  // The volume held is not the case on screen (identity check; the kernel checks it too): the
+  // case it was chosen for, or the case its bytes were packed from, is another. Returns whose it is.
   function refused() {
     const expected = model.get("case_id");
-    return Boolean(volume && expected && volume.id !== expected);
+    if (!volume || !expected) return "";
+    if (volume.id !== expected) return describe(volume.id);
+    const source = describeKey(volume.key);
+    return source === describe(expected) ? "" : source;
   }
 
   function placeLetters() {
@@ -130,7 +115,7 @@ function render({ model, el }) {
   function showMessage() {
     let text = model.get("message") || error;
     if (!text && refused() && !loading) {
-      text = `Could not show ${describe(model.get("case_id"))}: the images received are those of ${describe(volume.id)}.`;
+      text = `Could not show ${describe(model.get("case_id"))}: the images received are those of ${refused()}.`;
     }
     messageEl.textContent = text;
     messageEl.hidden = !text;
@@ -201,6 +186,7 @@ function render({ model, el }) {
     // Exposed for the browser tests (paint time, which slice is on screen).
     el.dataset.slice = String(k);
     el.dataset.volumeId = volume.id;
+    el.dataset.volumeKey = volume.key;
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
@@ -367,50 +353,71 @@ function render({ model, el }) {
   resize.observe(el);
   window.addEventListener("resize", layout);
 
-  async function load() {
+  // Show the volume the kernel names: from the store (kept ahead, or sent with the switch), else
+  // ask for it and wait (its message calls this again). Nothing but `volume_key` is looked up.
+  async function select() {
     const mine = ++generation;
-    loading = true;
-    const shape = model.get("shape").slice();
+    const key = model.get("volume_key");
     const id = model.get("volume_id");
-    const n = shape[0] * shape[1] * shape[2];
     el.dataset.ready = "0";
-    try {
-      const [image, labels] = await Promise.all([inflate(model.get("image")), inflate(model.get("labels"))]);
-      if (mine !== generation) return;
-      if (n === 0 || image.length === 0) {
-        volume = null;
-        error = "";
-      } else if (image.length !== n || (labels.length && labels.length !== n)) {
-        volume = null;
-        error = `The volume has ${image.length} voxels but its shape ${shape.join(" x ")} needs ${n}.`;
-      } else {
-        volume = { image, labels: labels.length ? labels : new Uint8Array(n), shape, id };
-        error = "";
-        bbox = labelBox(volume.labels, shape);
-        pan.x = pan.y = 0;
+    el.dataset.namedAt = performance.now().toFixed(1); // when the kernel's choice arrived (benchmarks)
+    el.dataset.fromMemory = store.has(key) ? "1" : "0";
+    const pending = key ? store.get(key) : undefined;
+    if (key && !pending) {
+      loading = true;
+      if (wanted !== key) {
+        wanted = key;
+        model.send({ type: "want", key });
       }
+      draw(); // blanks a volume refused meanwhile
+      return;
+    }
+    loading = true;
+    try {
+      const decoded = pending ? await pending : null;
+      if (mine !== generation) return;
+      const shape = model.get("shape");
+      if (decoded && decoded.shape.join() !== shape.join()) {
+        throw new Error(`its shape ${decoded.shape.join(" x ")} is not ${shape.join(" x ")}`);
+      }
+      const again = Boolean(volume && decoded && volume.key === key);
+      volume = decoded ? { ...decoded, id, key } : null;
+      error = "";
+      if (decoded && !decoded.bbox) decoded.bbox = labelBox(decoded.labels, decoded.shape);
+      bbox = decoded ? decoded.bbox : null;
+      if (!again) pan.x = pan.y = 0;
     } catch (err) {
       if (mine !== generation) return;
       volume = null;
-      error = `The volume could not be decoded: ${err}.`;
+      error = `The volume could not be decoded: ${err.message || err}.`;
     }
     loading = false;
     layout();
     draw();
     el.dataset.ready = volume ? "1" : "0";
+    if (volume && !refused()) model.send({ type: "painted", key });
   }
 
-  // image, labels and shape arrive in one message; decode once for the three change events.
-  let loadQueued = false;
-  function queueLoad() {
-    if (loadQueued) return;
-    loadQueued = true;
+  // volume_key, volume_id and shape arrive in one message: select once for the change events.
+  let selectQueued = false;
+  function queueSelect() {
+    if (selectQueued) return;
+    selectQueued = true;
     loading = true;
     queueMicrotask(() => {
-      loadQueued = false;
-      load();
+      selectQueued = false;
+      select();
     });
   }
+
+  // A volume from the kernel: kept; shown at once if it is the one named and not yet shown.
+  function onMessage(msg, buffers) {
+    if (!msg || msg.type !== "volume" || typeof msg.key !== "string" || !Array.isArray(msg.shape)) return;
+    store.put(msg.key, msg.shape, buffers || []);
+    el.dataset.kept = store.keys().join("\n"); // for the browser tests: what is held    if (msg.key === wanted) wanted = "";
+    if (msg.key === model.get("volume_key") && !(volume && volume.key === msg.key)) queueSelect();
+  }
+  model.on("msg:custom", onMessage);
 
   let wheelDelta = 0;
   function onWheel(event) {
@@ -430,7 +437,7 @@ function render({ model, el }) {
   panels.addEventListener("wheel", onWheel, { passive: false });
 
   const handlers = [
-    ["change:image change:labels change:shape change:volume_id", queueLoad],
+    ["change:volume_key change:shape change:volume_id", queueSelect],
     // After the whole message: its new volume, if any, has queued its load by then.
     ["change:case_id", () => queueMicrotask(draw)],
     ["change:window change:invert", () => (buildLut(), invertLut(), draw())],
@@ -448,10 +455,11 @@ function render({ model, el }) {
   buildColours();
   placeLetters();
   showMessage();
-  load();
+  select();
 
   return () => {
     generation++;
+    model.off("msg:custom", onMessage);
     panels.removeEventListener("wheel", onWheel);
     panels.removeEventListener("pointerdown", onPointerDown);
     panels.removeEventListener("pointermove", onPointerMove);

@@ -14,10 +14,22 @@ Never the wrong patient: every volume sent carries the identity of the case it w
 state currently shows. :meth:`SliceViewer.show_case` refuses a packed volume of another case, and
 the browser refuses to paint a volume whose ``volume_id`` is not ``case_id``: it blanks the images
 and says "could not show <patient> <phase>" instead.
+
+Next patient from the browser's memory (issue 14): the volume bytes travel as custom messages
+(``{"type": "volume", "key": ...}`` with two binary buffers), keyed by the packed volume's content
+key (:func:`~cmrqc_widgets.render.packing.volume_key`); the synced trait ``volume_key`` names the one
+to paint. Once the browser reports the current case painted (``{"type": "painted"}``), the kernel
+sends the neighbours' volumes it was offered (:meth:`SliceViewer.offer`) and the browser keeps the
+last :data:`BROWSER_KEEPS`. A switch to a kept volume then sends only traits (a few hundred bytes).
+The kernel still chooses: the browser paints only the volume ``volume_key`` names, checks that its
+key's patient and phase are those of ``case_id``, and asks for it (``{"type": "want"}``) when it
+does not hold it. A file that changed gets a new key, so a kept copy of the old one is never shown.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +66,42 @@ __all__ = [
     "view_length",
 ]
 
+BROWSER_KEEPS = 8
+"""Volumes the browser keeps (slice_viewer.js ``KEEP``): the current case, both phases of the
+previous and next patients, the other phase here, and slack."""
+
+KERNEL_ASSUMES = BROWSER_KEEPS
+"""Volumes the kernel assumes the browser still holds: it mirrors the browser's least-recently-used
+order (both touch a volume when it is sent and when it is shown), so a neighbour the browser still
+holds is not sent again; a mismatch (a second view, a reload) costs one ``want`` round trip, never
+a wrong image."""
+
+MAX_KEY_CHARS = 8192
+"""Longest volume key accepted from the browser (a longer one is ignored)."""
+
+
 class SliceViewer(anywidget.AnyWidget):
     """MRI with overlay and the labels alone, side by side, painted in the browser.
 
     Examples
     --------
     >>> viewer = SliceViewer()
-    >>> viewer.show_case(case)          # one message with the whole phase
+    >>> viewer.show_case(case)          # the phase's volume, then the traits naming it
     >>> viewer.slice_index = 3          # painted on the client, no image sent
     >>> viewer.step(-1); viewer.view = "hla"; viewer.alpha = 0.6
     """
 
-    _esm = Path(__file__).with_name("slice_viewer.js")
+    # Two plain files joined into one ES module (anywidget loads one module, from a string).
+    _esm = "\n".join(Path(__file__).with_name(f).read_text() for f in ("volume_store.js", "slice_viewer.js"))
     _css = Path(__file__).with_name("slice_viewer.css")
 
-    image = traitlets.Bytes(b"").tag(sync=True)
-    labels = traitlets.Bytes(b"").tag(sync=True)
+    image = traitlets.Bytes(b"")
+    """zlib stream of the current uint8 MRI (kernel side; it travels in a ``volume`` message)."""
+    labels = traitlets.Bytes(b"")
+    """zlib stream of the current structure codes (kernel side, like ``image``)."""
+    volume_key = traitlets.Unicode("").tag(sync=True)
+    """Content key of the volume to paint ('' when none): the browser paints the volume it holds
+    under this key, or asks for it."""
     shape = traitlets.List(traitlets.Int(), default_value=[0, 0, 0]).tag(sync=True)
     spacing = traitlets.List(traitlets.Float(), default_value=[1.0, 1.0, 1.0]).tag(sync=True)
 
@@ -107,6 +139,17 @@ class SliceViewer(anywidget.AnyWidget):
 
     default_window = traitlets.List(traitlets.Float(), default_value=[0.0, 255.0])
     """Robust window of the current volume (not synced): what a "reset window" control restores."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sent: OrderedDict[str, None] = OrderedDict()  # keys the browser is believed to hold
+        self._current: PackedCase | None = None
+        self._offered: list[PackedCase] = []
+        self.painted_key = ""
+        """Key of the last volume the browser reported painted ('' before any)."""
+        self.n_volumes_sent = 0
+        """Volume messages sent (tests and benchmarks read it)."""
+        self.on_msg(self._on_browser_message)
 
     @property
     def n_slices(self) -> int:
@@ -166,7 +209,7 @@ class SliceViewer(anywidget.AnyWidget):
         packed: PackedCase | None = None,
         identity: str | None = None,
     ) -> None:
-        """Send one phase of a case to the browser in a single message.
+        """Show one phase of a case: its volume message (unless the browser holds it), then its traits.
 
         Parameters
         ----------
@@ -202,9 +245,15 @@ class SliceViewer(anywidget.AnyWidget):
                 raise CaseMismatchError(f"the case {identity!r} is not the one on screen, {case_id!r}")
         image_bytes, labels_bytes, shape, window = packed.volume
         index = self.slice_index if slice_index is None else slice_index
+        self._current = packed
+        if packed.key in self._sent:
+            self._sent.move_to_end(packed.key)  # kept in the browser: only the traits travel
+        else:
+            self._send_volume(packed)  # goes out before the traits naming it
         with self.hold_sync():
             self.case_id = case_id
             self.volume_id = identity
+            self.volume_key = packed.key
             self.image = image_bytes
             self.labels = labels_bytes
             self.spacing = [float(s) for s in case.spacing]
@@ -221,12 +270,14 @@ class SliceViewer(anywidget.AnyWidget):
         with self.hold_sync():
             self.playing = False
             self.volume_id = ""
+            self.volume_key = ""
             self.orientation = {}
             self.image = b""
             self.labels = b""
             self.shape = [0, 0, 0]
             self.slice_index = 0
             self.message = text or "Nothing to show."
+        self._current = None
 
     def step(self, delta: int) -> int:
         """Move ``delta`` slices (clamped, no wrap) and return the new index."""
@@ -242,3 +293,58 @@ class SliceViewer(anywidget.AnyWidget):
     def volume_nbytes(self) -> int:
         """Bytes of the volume as sent to the browser (both compressed streams)."""
         return len(self.image) + len(self.labels)
+
+    # -- volumes kept in the browser (issue 14) ------------------------------------------------
+    def offer(self, neighbours: Iterable[PackedCase | None]) -> int:
+        """Volumes the browser should hold next (neighbours first first); returns how many went out.
+
+        They are sent once the browser reports the current volume painted (at once when it
+        already has), so they never delay the case on screen; volumes it holds are not sent again.
+        """
+        self._offered = [p for p in neighbours if p is not None][: KERNEL_ASSUMES - 1]
+        return self._push()
+
+    def holds(self, key: str) -> bool:
+        """Whether the browser is believed to hold the volume ``key`` (sent and not yet evicted)."""
+        return key in self._sent
+
+    def _push(self) -> int:
+        if not self.volume_key or self.painted_key != self.volume_key:
+            return 0  # the case on screen first
+        sent = 0
+        for packed in self._offered:
+            if packed.key not in self._sent:
+                self._send_volume(packed)
+                sent += 1
+        return sent
+
+    def _send_volume(self, packed: PackedCase) -> None:
+        image, labels, shape, _ = packed.volume
+        self.send({"type": "volume", "key": packed.key, "shape": list(shape)}, buffers=[image, labels])
+        self.n_volumes_sent += 1
+        self._sent[packed.key] = None
+        self._sent.move_to_end(packed.key)
+        while len(self._sent) > KERNEL_ASSUMES:
+            oldest = next(iter(self._sent))
+            if oldest == self.volume_key:  # never forget the one on screen
+                self._sent.move_to_end(oldest)
+                oldest = next(iter(self._sent))
+            del self._sent[oldest]
+
+    def _on_browser_message(self, widget: Any, content: Any, buffers: Any) -> None:
+        """``painted`` (send the neighbours now) or ``want`` (a view lacks a volume: send it)."""
+        if not isinstance(content, dict):
+            return
+        key = content.get("key")
+        if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+            return
+        kind = content.get("type")
+        if kind == "painted":
+            self.painted_key = key
+            self._push()
+        elif kind == "want":
+            # That view holds nothing we sent before it: start afresh (sending again is harmless).
+            self._sent.clear()
+            held = [p for p in (self._current, *self._offered) if p is not None and p.key == key]
+            if held:  # only volumes the kernel chose or offered, never anything else
+                self._send_volume(held[0])

@@ -83,6 +83,10 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
     patient = Unicode("", help="Key of the current patient ('' when none).")
     phase = Unicode("ED", help="Current phase, 'ED' or 'ES'.")
     notice = Unicode("", help="Transient message for the reviewer (save failed, all decided ...).")
+    neighbours = List(
+        help="(patient folder, phase) prepared ahead, likeliest next view first (the other phase "
+        "here, the next and previous patients in the current order)."
+    )
 
     # case, case_serial, case_id, error: see CurrentCase; decision, comment, saved_at, revision: see
     # DecisionState; filter, order, queue, progress:
@@ -366,5 +370,6 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             if here is not None:
                 items.insert(1 if items else 0, (here, other))
             self.prefetcher.schedule(dict.fromkeys(items), self.layout, reads=dict.fromkeys(reads))
+            self.neighbours = list(dict.fromkeys(items))
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")

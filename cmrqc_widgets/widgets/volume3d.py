@@ -6,7 +6,10 @@ Cost control, because 50,000 ``box`` markers rotate at ~1.5 frames/s under softw
   1.7 s to import) is not even imported until the reviewer first presses "Show 3D";
 - the points are updated when the patient or phase changes, never on a slice change, and are
   usually extracted ahead by the prefetch (:meth:`Volume3DPanel.points_for` in the background);
-- one ``Scatter`` per structure with one solid colour, so only coordinates travel (float32).
+- one ``Scatter`` per structure with one solid colour, so only coordinates travel (float32);
+- the current 2D slice is a translucent quad (one ``Mesh`` of two triangles, around the heart)
+  built once per case and view; a slice move only changes its three offsets (a uniform in the
+  browser), never the points.
 
 Points are drawn in the frame of the short-axis view (x across the screen as the 2D columns run,
 y up, z toward the viewer; :func:`~cmrqc_widgets.render.orientation.screen_frame`), so the default
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anywidget
@@ -40,13 +42,28 @@ from ipywidgets import HTML, Layout, ToggleButton, VBox
 from traitlets import Bool
 
 from ..names import STRUCTURE_COLOURS, STRUCTURES
-from ..render.orientation import axis_labels, screen_frame
-from ..render.points import case_points
+from ..render.points import VIEW_AXES
+from ..render.scene import DEFAULT_CAP, PLANE_MARGIN, Drawing, prepare_drawing
+from .kernel import kernel_scheduler
 
-DEFAULT_CAP = 50_000
-"""Most points drawn (a deterministic, per-structure proportional subsample beyond)."""
+__all__ = [
+    "DEFAULT_CAP",
+    "NO_WEBGL",
+    "PLANE_MARGIN",
+    "Drawing",
+    "Volume3DPanel",
+    "WebGLCheck",
+    "prepare_drawing",
+]
 
 MARKER = "box"
+
+PLANE_RGBA = (1.0, 0.85, 0.0, 0.3)
+"""Colour of the plane marking the current slice: translucent yellow, no structure's colour."""
+
+PLANE_INTERVAL = 0.25
+"""Most one plane move per this many seconds (in a kernel): each move redraws the whole 3D view in
+the browser, which play at 20 frames/s must not pay for every slice."""
 
 NO_WEBGL = "3D needs WebGL, which this browser has switched off; the 2D review works as usual."
 """What the 3D panel says instead of drawing when the browser has no WebGL."""
@@ -74,59 +91,6 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-@dataclass(frozen=True)
-class Drawing:
-    """Everything the 3D panel needs to draw one case, computed off the main thread.
-
-    Attributes
-    ----------
-    parts : dict
-        Structure -> (x, y, z) contiguous float32 arrays in mm, in the short-axis view's frame
-        (only structures with points).
-    limits : tuple
-        (low, high) of the x, y and z axes: a cube around the points.
-    size : float
-        Marker size: about one voxel, a little larger when subsampled so surfaces stay closed.
-    status : str
-        HTML line: points drawn of labelled voxels, per structure.
-    axes : tuple of str
-        Labels of the x, y and z axes: the patient directions they run between.
-    """
-
-    parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-    limits: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
-    size: float
-    status: str
-    axes: tuple[str, str, str] = ("x", "y", "z")
-
-
-def prepare_drawing(case: Any, cap: int = DEFAULT_CAP) -> Drawing:
-    """The :class:`Drawing` of ``case`` with at most ``cap`` points."""
-    points = case_points(case, cap=cap)
-    frame = screen_frame(case.affine)
-    xyz = (points.xyz.astype(np.float64) @ frame.T).astype(np.float32)
-    if len(xyz):
-        low, high = xyz.min(axis=0), xyz.max(axis=0)
-    else:
-        low, high = np.zeros(3, np.float32), np.ones(3, np.float32)
-    centre = (low + high) / 2
-    half = float(max((high - low).max(), 1.0)) * 0.55
-    total = sum(points.counts.values())
-    voxel = float(np.mean(case.spacing[1:]))
-    fill = (total / max(len(xyz), 1)) ** (1 / 3) if total else 1.0
-    size = float(np.clip(100 * voxel * fill / (2 * half), 0.2, 4.0))
-    parts = {}
-    for index, name in enumerate(STRUCTURES):
-        part = xyz[points.structure == index]
-        if len(part):
-            parts[name] = tuple(np.ascontiguousarray(part[:, k], dtype=np.float32) for k in range(3))
-    counts = ", ".join(f"{name} {points.counts.get(name, 0):,}" for name in STRUCTURES)
-    shown = f"{len(xyz):,} of {total:,} voxels drawn" if total > len(xyz) else f"{total:,} voxels"
-    x, y, z = ((float(c - half), float(c + half)) for c in centre)
-    axes = axis_labels(case.affine)
-    return Drawing(parts, (x, y, z), size, f"<small>{shown} ({counts})</small>", axes)
-
-
 class Volume3DPanel(VBox):
     """Collapsible ipyvolume view of the current case's labels.
 
@@ -149,6 +113,8 @@ class Volume3DPanel(VBox):
         One per structure.
     n_point_updates : int
         How many times new points were drawn (tests check that slice moves never do it).
+    plane : ipyvolume.Mesh or None
+        The translucent quad at the current 2D slice (its offsets follow the slice).
     webgl_check : WebGLCheck
         Whether the browser can draw 3D at all; without WebGL the toggle is disabled.
     """
@@ -178,6 +144,12 @@ class Volume3DPanel(VBox):
         self._visible: list[str] = list(STRUCTURES)
         self._present: set[str] = set()
         self._placeholder: Any = None
+        self.plane: Any = None
+        self._slice: tuple[str, int] = ("sa", 0)
+        self._plane_for: tuple[Any, str] | None = None  # (drawing, view) the plane was built for
+        self._drawing: Drawing | None = None
+        self._schedule = kernel_scheduler()  # None outside a kernel: the plane then moves at once
+        self._plane_pending = False
         self._body = VBox([], layout=Layout(min_width=f"{size}px", min_height="0px"))
         self.webgl_check = WebGLCheck()
         self.on_build: Callable[[], None] | None = None  # called once ipyvolume is imported and built
@@ -199,6 +171,11 @@ class Volume3DPanel(VBox):
         """Whether the 3D view is shown."""
         return bool(self.toggle.value) and self.webgl_check.webgl is not False
 
+    @property
+    def drawn(self) -> Any:
+        """The case whose points are on screen (None when none)."""
+        return self._drawn
+
     def show_case(self, case: Any, message: str = "", points: Drawing | None = None) -> None:
         """Show ``case`` (or ``message`` when it is None); points are computed only when expanded.
 
@@ -216,6 +193,23 @@ class Volume3DPanel(VBox):
         """What this panel draws for ``case`` (thread-safe: the prefetch calls it)."""
         return prepare_drawing(case, cap=self.cap)
 
+    def show_slice(self, view: str, index: int) -> None:
+        """Mark slice ``index`` of ``view`` (cheap: a slice move sends three numbers, no points)."""
+        self._slice = (view, int(index))
+        if self.figure is None or self._drawing is None or not self.expanded or self._plane_pending:
+            return
+        if self._schedule is None:
+            self._update_plane()
+        else:  # the first move now, then at most one per PLANE_INTERVAL (the last one always lands)
+            self._update_plane()
+            self._plane_pending = True
+            self._schedule(self._plane_due, PLANE_INTERVAL)
+
+    def _plane_due(self) -> None:
+        self._plane_pending = False
+        if self.figure is not None and self._drawing is not None and self.expanded:
+            self._update_plane()  # moves only if the slice changed meanwhile
+
     def set_visible(self, structures: list[str]) -> None:
         """Show only ``structures`` (cheap: changes the figure's scatter list, no new points)."""
         self._visible = list(structures)
@@ -224,9 +218,9 @@ class Volume3DPanel(VBox):
 
     def sync_widgets(self) -> list[Any]:
         """Widgets whose updates should be batched with a patient switch."""
-        return [self.toggle, self.status, self._body, *self.scatters.values()] + (
-            [self.figure] if self.figure is not None else []
-        )
+        return [self.toggle, self.status, self._body, *self.scatters.values()] + [
+            w for w in (self.figure, self.plane) if w is not None
+        ]
 
     # ------------------------------------------------------------------------------------------
     def _on_webgl(self, change: Any) -> None:
@@ -241,6 +235,8 @@ class Volume3DPanel(VBox):
             return
         if change.new:
             self.toggle.description = "Hide 3D"
+            if self.figure is not None:  # shown again, ipyvolume 0.6.3 paints a colour gradient
+                self._discard_figure()
             self._build()
             self._body.children = (self.figure,)
             self._draw()
@@ -248,6 +244,15 @@ class Volume3DPanel(VBox):
             self.toggle.description = "Show 3D"
             self._body.children = ()
             self.status.value = ""
+
+    def _discard_figure(self) -> None:
+        """Close the figure and everything in it (a new one is built and drawn on the next show)."""
+        for widget in [*self.scatters.values(), self.plane, self._placeholder]:
+            if widget is not None:
+                _close_scatter(widget)
+        self.figure.close()
+        self.figure = self.plane = self._placeholder = self._drawn = self._drawing = self._plane_for = None
+        self.scatters, self._present = {}, set()
 
     def _build(self) -> None:
         if self.figure is not None:
@@ -305,8 +310,11 @@ class Volume3DPanel(VBox):
     def _draw(self) -> None:
         if self._case is None:
             self._drawn = None
+            self._drawing = None
             self._present = set()
             self._update_scatter_list()
+            if self.figure.meshes:
+                self.figure.meshes = []
             self.status.value = f"<i>{html.escape(self._message)}</i>" if self._message else "<i>No case.</i>"
             return
         if self._case is self._drawn:
@@ -318,6 +326,7 @@ class Volume3DPanel(VBox):
             return  # the provider failed the case and the panel already shows why
         self.n_point_updates += 1
         self._drawn = case
+        self._drawing = drawing
         with self.figure.hold_sync():
             for axis, limits, label in zip("xyz", drawing.limits, drawing.axes, strict=True):
                 setattr(self.figure, f"{axis}lim", limits)
@@ -327,13 +336,43 @@ class Volume3DPanel(VBox):
             self.scatters = {name: self._scatter(name, part, size) for name, part in drawing.parts.items()}
             self._present = set(self.scatters)
             self._update_scatter_list()
+            self._update_plane()
         for scatter in old.values():
             _close_scatter(scatter)
         self.status.value = drawing.status
 
+    def _update_plane(self) -> None:
+        """Build the slice plane for this case and view if needed, then move it to the slice."""
+        import ipyvolume
+
+        view, index = self._slice
+        drawing = self._drawing
+        if drawing is None or view not in VIEW_AXES:
+            return
+        corners, shift = drawing.plane(view, index)
+        if self._plane_for is None or self._plane_for[0] is not drawing or self._plane_for[1] != view:
+            old = self.plane
+            self.plane = ipyvolume.Mesh(
+                x=corners[:, 0],
+                y=corners[:, 1],
+                z=corners[:, 2],
+                triangles=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+                color=np.tile(np.float32(PLANE_RGBA), (4, 1)),
+                description="slice",
+            )
+            self.plane.material.transparent = True
+            self._plane_for = (drawing, view)
+            self.figure.meshes = [self.plane]
+            if old is not None:
+                _close_scatter(old)
+        offsets = tuple(float(v) for v in shift)
+        if (self.plane.x_offset, self.plane.y_offset, self.plane.z_offset) != offsets:
+            with self.plane.hold_sync():
+                self.plane.x_offset, self.plane.y_offset, self.plane.z_offset = offsets
+
 
 def _close_scatter(scatter: Any) -> None:
-    """Close a scatter and the two shader materials it created (they would stay open otherwise)."""
+    """Close a scatter (or mesh) and the two shader materials it created (they would stay open otherwise)."""
     materials = [getattr(scatter, name, None) for name in ("material", "line_material")]
     scatter.close()
     for material in materials:

@@ -34,6 +34,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VIEWER = ".cmrqc-slice-viewer"
 N_PATIENTS = 5
+AFFINES = [  # patient i has AFFINES[i % 3], shape (40, 32, 5 + i) and i + 1 bars
+    np.diag([1.8, 1.8, 8.0, 1.0]),
+    np.diag([-1.8, -1.8, 8.0, 1.0]),
+    np.array([[0, -1.8, 0, 0], [-1.8, 0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1.0]]),
+]
 
 NOTEBOOK_CODE = """\
 import ipywidgets as w
@@ -42,7 +47,9 @@ from cmrqc_widgets.widgets import ReviewWidget
 screen = ReviewWidget(root={root!r}, user={user!r}, dataset={dataset!r})
 desync = w.Button(description="name another case")
 desync.on_click(lambda _: screen.slice_view.set_trait("case_id", "999:ES:/elsewhere/patient042"))
-display(w.VBox([desync, screen]))
+forget = w.Button(description="forget read cases")
+forget.on_click(lambda _: (screen.state.prefetcher.clear(), screen.state.cache.clear()))
+display(w.VBox([desync, forget, screen]))
 """
 
 
@@ -105,13 +112,8 @@ def review_page(browser, root: Path, dataset: str):
 def page(tmp_path_factory, browser):
     """The review screen on the signed cohort, in Chromium, first patient painted."""
     root = tmp_path_factory.mktemp("right_patient")
-    affines = [
-        np.diag([1.8, 1.8, 8.0, 1.0]),
-        np.diag([-1.8, -1.8, 8.0, 1.0]),
-        np.array([[0, -1.8, 0, 0], [-1.8, 0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1.0]]),
-    ]
     folders = [
-        write_case(root / "data" / f"p{i + 1}", affine=affines[i % 3], shape=(40, 32, 5 + i), stripes=i + 1)
+        write_case(root / "data" / f"p{i + 1}", affine=AFFINES[i % 3], shape=(40, 32, 5 + i), stripes=i + 1)
         for i in range(N_PATIENTS)
     ]
     write_dataset(root, folders)
@@ -172,6 +174,65 @@ def test_the_pixels_painted_belong_to_the_patient_in_the_title(page):
             arg=name,
         )
     assert sorted(seen) == [f"p{i + 1}" for i in range(N_PATIENTS)]
+
+
+def test_a_kept_volume_of_a_file_since_changed_is_not_painted(page):
+    """The next patient's volume is kept in the browser; its file changes: Next paints the new file."""
+    name = named_patient(page)
+    following = int(name[1:]) % N_PATIENTS + 1
+    folder = Path(page.evaluate("(s) => document.querySelector(s).dataset.volumeKey", VIEWER))
+    folder = Path(str(folder).split(":", 1)[1].split("#")[0]).parent / f"p{following}"
+    page.wait_for_function(  # sent ahead once the case was painted
+        "([s, p]) => (document.querySelector(s).dataset.kept || '').split('\\n').some((k) => k.includes(p))",
+        arg=[VIEWER, f"{folder}#"],
+    )
+    kept = page.evaluate("(s) => document.querySelector(s).dataset.kept", VIEWER).split("\n")
+    stale = {k for k in kept if f"{folder}#" in k}
+    i = following - 1
+    write_case(folder, affine=AFFINES[i % 3], shape=(40, 32, 5 + i), stripes=7)  # was `following` bars
+    try:
+        page.get_by_role("button", name="forget read cases").click()  # the kernel reads files afresh
+        page.wait_for_timeout(500)
+        next_patient(page, name)
+        page.wait_for_function(
+            "([s, n]) => { const el = document.querySelector(s);"
+            " return el.dataset.ready === '1' && (el.dataset.volumeId || '').endsWith('/' + n); }",
+            arg=[VIEWER, f"p{following}"],
+        )
+        assert page.locator(VIEWER).get_attribute("data-volume-key") not in stale
+        assert bars(painted_grey(page)) == 7
+    finally:
+        write_case(folder, affine=AFFINES[i % 3], shape=(40, 32, 5 + i), stripes=following)
+
+
+JS_WATCH_ORDER = """(viewer) => {
+  const el = document.querySelector(viewer), panel = document.querySelector('.cmrqc-volume3d');
+  const volume0 = el.dataset.volumeId, status0 = panel.innerText, t = (window.__order = {});
+  new MutationObserver(() => {
+    if (!t.painted2d && el.dataset.ready === '1' && el.dataset.volumeId && el.dataset.volumeId !== volume0)
+      t.painted2d = performance.now();
+  }).observe(el, { attributes: true });
+  new MutationObserver(() => {
+    if (!t.drawn3d && panel.innerText !== status0) t.drawn3d = performance.now();
+  }).observe(panel, { subtree: true, childList: true, characterData: true, attributes: true });
+}"""
+
+
+def test_with_3d_open_the_2d_switch_is_painted_before_3d(page):
+    """3D open, Next: the new patient's 2D images are painted before the 3D view changes."""
+    page.locator(".cmrqc-volume3d button").filter(has_text="Show 3D").first.click()
+    try:
+        page.wait_for_function(
+            "() => /voxels/.test(document.querySelector('.cmrqc-volume3d').innerText)", timeout=60_000
+        )
+        page.wait_for_timeout(1500)  # the 3D view of this case drawn and settled
+        page.evaluate(JS_WATCH_ORDER, VIEWER)
+        next_patient(page, named_patient(page))
+        page.wait_for_function("() => window.__order.painted2d && window.__order.drawn3d", timeout=60_000)
+        order = page.evaluate("() => window.__order")
+        assert order["painted2d"] < order["drawn3d"]
+    finally:
+        page.locator(".cmrqc-volume3d button").filter(has_text="Hide 3D").first.click()
 
 
 def test_a_volume_of_another_case_is_not_painted(page):
