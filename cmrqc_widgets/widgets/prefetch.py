@@ -93,6 +93,13 @@ class Prefetcher:
         """
         with self._cv:
             self._todo = list(items)
+            # What is wanted now is the most recently used: kept results of these items must not be
+            # the ones the new results push out (the kept next patient, scheduled first, was).
+            for patient_dir, phase in reversed(self._todo):
+                for name in self._tasks:
+                    key = (str(patient_dir), phase, name)
+                    if key in self._results:
+                        self._results.move_to_end(key)
             self._reads = list(reads)
             self._layout = layout
             self._start_at = time.monotonic() + START_DELAY
