@@ -194,6 +194,9 @@ def reviewer_command(
     ----------
     prefix
         The server's URL prefix, ``/user/<name>/``; Voilà writes it into every link of the page.
+    notebook
+        The notebook served (default ``review.ipynb``), or a folder of notebooks: Voilà then lists
+        them at the prefix and renders each at ``voila/render/<name>``.
     """
     proxy = Path(python).parent / "jupyter-standaloneproxy"
     notebook = Path(notebook) if notebook is not None else find_notebook()
@@ -214,6 +217,10 @@ def reviewer_command(
         # /voila/files/ would serve pictures of the notebook's folder: nothing is needed from it.
         "--VoilaConfiguration.file_allowlist=[]",
     ]
+    if notebook.is_dir():
+        # A folder of notebooks (a lead's): the plain list of links, rendered on the server. The
+        # JupyterLab-style list asks a contents API that standalone Voilà does not serve.
+        argv.append("--VoilaConfiguration.classic_tree=True")
     for section, values in voila_settings(config_dir).items():
         for name, value in values.items():
             if section == "VoilaConfiguration" and name == "preheat_kernel":

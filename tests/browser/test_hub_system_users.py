@@ -46,8 +46,8 @@ LEADS_GROUP = "cmrqc-leads"
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
-    """Run an admin command as root; fail the test with its output if it fails."""
-    done = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=600)
+    """Run an admin command as root, outside the checkout; fail the test with its output if it fails."""
+    done = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=600, cwd="/")
     assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -91,6 +91,13 @@ def system_users():
 def production(venv, system_users, tmp_path_factory):
     """The documented admin steps, then ``jupyterhub -f <shipped config>`` as root on free ports."""
     base = Path(tempfile.mkdtemp(prefix="cmrqc-prod-", dir="/tmp"))
+    try:
+        yield from _production(venv, system_users, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _production(venv: Path, system_users: dict[str, str], base: Path):
     os.chmod(base, 0o755)  # like /srv: every account may pass
     root, images = base / "cmrqc", base / "images"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JUPYTERHUB_USER", "CMRQC_USER")}
@@ -130,7 +137,6 @@ def production(venv, system_users, tmp_path_factory):
                "server": server}  # fmt: skip
     finally:
         server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def log_in(page, hub: str, user: str) -> None:
@@ -214,11 +220,16 @@ def test_the_lead_reads_the_reviewers_decisions_through_the_group(production, ne
     log_in(page, hub, lead)
     link = page.get_by_role("link", name="lead.ipynb")
     link.wait_for(state="visible", timeout=LOAD_S * 1000)
-    link.click()
+    with page.expect_popup() as opened:  # Voilà's list opens a notebook in a new tab
+        link.click()
+    page = opened.value
     progress = page.locator(".cmrqc-progress").first
-    wait_for(lambda: progress.count() and "decided" in progress.inner_text(), LOAD_S, "the lead's view")
+    try:
+        wait_for(lambda: progress.count() and "decided" in progress.inner_text(), LOAD_S, "the lead's view")
+    finally:
+        shot(page, "lead-view", full_page=True)
+        print(f"\n[system] the lead's page at {page.url}:\n{page.locator('body').inner_text()[:3000]}")
     print(f"\n[system] lead: login -> lead's view in {time.monotonic() - started:.1f} s")
-    shot(page, "lead-view", full_page=True)
     text = progress.inner_text()
     for name in (users["alice"], users["bob"]):
         assert re.search(rf"{name}\s+1 of 6 decided", text), text

@@ -248,7 +248,9 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
     wait_for(lambda: links.count() == 2, LOAD_S, "the lead's list of notebooks")
     assert sorted(links.all_inner_texts()) == ["lead.ipynb", "review.ipynb"], links.all_inner_texts()
     shot(lee, "lead-landing", full_page=True)
-    lee.get_by_role("link", name="lead.ipynb").click()
+    with lee.expect_popup() as opened:  # Voilà's list opens a notebook in a new tab
+        lee.get_by_role("link", name="lead.ipynb").click()
+    lee = opened.value
     progress = lee.locator(".cmrqc-progress").first
     wait_for(
         lambda: progress.count() and "last active never" in progress.inner_text(), LOAD_S, "the lead's page"
