@@ -4,10 +4,10 @@ Guarantees (as root, after ``useradd NAME``; nothing here runs for the trial):
 
 - ``users/<name>/`` and everything in it belong to the system user ``name``; nobody else may write
   there. Other reviewers may neither list nor read it.
-- When the system group ``cmrqc-leads`` exists (``cmrqc user add NAME --lead --system`` creates it
-  and adds the lead), every user folder belongs to that group, read-only: folders 2750 (new files
-  inherit the group), files 0640, and ``users/`` lists for the group (0751). Without the group,
-  folders are 0700 and files 0600.
+- When the system group ``cmrqc-leads`` (or ``$CMRQC_LEADS_GROUP``) exists (``cmrqc user add
+  NAME --lead --system`` creates it and adds the lead), every user folder belongs to that group,
+  read-only: folders 2750 (new files inherit the group), files 0640, and ``users/`` lists for the
+  group (0751). Without the group, folders are 0700 and files 0600.
 - The data root stays traversable and not listable (0711): each server reaches its own folder;
   ``users.json`` (the hashes) stays root's, 0600, and so does the hub's state.
 
@@ -27,15 +27,26 @@ from pathlib import Path
 from ..errors import AuthError
 from ..names import check_username, resolve_root, user_folder
 
-__all__ = ["LEADS_SYSTEM_GROUP", "give_to_system_user", "join_leads_group", "set_up_system_user"]
+__all__ = [
+    "LEADS_SYSTEM_GROUP",
+    "give_to_system_user",
+    "join_leads_group",
+    "leads_system_group",
+    "set_up_system_user",
+]
 
 LEADS_SYSTEM_GROUP = "cmrqc-leads"
 """System group of the leads: read-only access to every reviewer's folder."""
 
 
+def leads_system_group() -> str:
+    """The leads' system group: ``$CMRQC_LEADS_GROUP`` if set (one per data root), else ``cmrqc-leads``."""
+    return os.environ.get("CMRQC_LEADS_GROUP") or LEADS_SYSTEM_GROUP
+
+
 def _leads_gid() -> int | None:
     try:
-        return grp.getgrnam(LEADS_SYSTEM_GROUP).gr_gid
+        return grp.getgrnam(leads_system_group()).gr_gid
     except KeyError:
         return None
 
@@ -99,9 +110,10 @@ def join_leads_group(root: str | os.PathLike[str] | None, name: str) -> list[Pat
     for tool in ("groupadd", "usermod"):
         if shutil.which(tool) is None:
             raise AuthError(f"{tool} is missing; the leads group cannot be set up on this system.")
+    group = leads_system_group()
     if _leads_gid() is None:
-        subprocess.run(["groupadd", "--system", LEADS_SYSTEM_GROUP], check=True, capture_output=True)
-    subprocess.run(["usermod", "-a", "-G", LEADS_SYSTEM_GROUP, name], check=True, capture_output=True)
+        subprocess.run(["groupadd", "--system", group], check=True, capture_output=True)
+    subprocess.run(["usermod", "-a", "-G", group, name], check=True, capture_output=True)
     users = resolve_root(root) / "users"
     opened = []
     for folder in sorted(users.iterdir()) if users.is_dir() else []:
@@ -124,7 +136,8 @@ def set_up_system_user(root: str | os.PathLike[str] | None, name: str, *, lead: 
     said = ""
     if lead:
         opened = join_leads_group(root, name)
-        said = f"{name} is in the system group {LEADS_SYSTEM_GROUP}, which reads {len(opened)} user folders. "
+        group = leads_system_group()
+        said = f"{name} is in the system group {group}, which reads {len(opened)} user folders. "
     folder = give_to_system_user(root, name)
     modes = "0700, files 0600" if _leads_gid() is None else "2750, files 0640, readable by the leads"
     return f"{said}{folder} now belongs to the system user {name} ({modes})."

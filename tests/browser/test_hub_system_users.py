@@ -42,7 +42,6 @@ LOAD_S = 400.0
 
 PASSWORD = "harbour-lantern-58"
 REJECT = re.compile(r"\breject \(", re.IGNORECASE)
-LEADS_GROUP = "cmrqc-leads"
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
@@ -76,15 +75,17 @@ def venv():
 def system_users():
     """Fresh system users: two reviewers and a lead (no home, no shell), removed afterwards."""
     tag = os.getpid() % 100000
-    names = {"alice": f"cra{tag}", "bob": f"crb{tag}", "lead": f"crl{tag}"}
-    for name in names.values():
+    # The leads' group too is the test's own (CMRQC_LEADS_GROUP), never the machine's cmrqc-leads.
+    names = {"alice": f"cra{tag}", "bob": f"crb{tag}", "lead": f"crl{tag}", "group": f"crleads{tag}"}
+    accounts = [names["alice"], names["bob"], names["lead"]]
+    for name in accounts:
         subprocess.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", name], check=True)
     try:
         yield names
     finally:
-        for name in names.values():
+        for name in accounts:
             subprocess.run(["userdel", name], check=False, capture_output=True)
-        subprocess.run(["groupdel", LEADS_GROUP], check=False, capture_output=True)
+        subprocess.run(["groupdel", names["group"]], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,7 @@ def _production(venv: Path, system_users: dict[str, str], base: Path):
     root, images = base / "cmrqc", base / "images"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JUPYTERHUB_USER", "CMRQC_USER")}
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["CMRQC_LEADS_GROUP"] = system_users["group"]
     timings = {}
     started = time.monotonic()
     # The cases, somewhere outside the data root (a demo cohort stands in for /srv/images/cohort1).
@@ -178,6 +180,11 @@ def test_reviewers_decide_as_their_own_system_users(production, new_page, shot):
     root_voila = subprocess.run(["pgrep", "-u", "0", "-f", "-- .*-m voila"], capture_output=True, text=True)
     assert not root_voila.stdout.split(), "a reviewer's Voilà runs as root"
 
+    # A reviewer's server serves no lead's view and no list of notebooks.
+    for path in ("voila/render/lead.ipynb", "voila/tree"):
+        response = pages[reviewers[0]].goto(f"{hub}/user/{reviewers[0]}/{path}")
+        assert response is not None and response.status in (403, 404), (path, response and response.status)
+
     for name in reviewers:
         account = pwd.getpwnam(name)
         folder = root / "users" / name
@@ -188,7 +195,7 @@ def test_reviewers_decide_as_their_own_system_users(production, new_page, shot):
             assert path.stat().st_uid == account.pw_uid, (path, path.stat().st_uid)
             assert mode(path) & 0o027 == 0, (path, oct(mode(path)))  # nobody else writes; others nothing
         assert folder.stat().st_uid == account.pw_uid and mode(folder) & 0o027 == 0, oct(mode(folder))
-        assert folder.stat().st_gid == grp.getgrnam(LEADS_GROUP).gr_gid  # leads read, see below
+        assert folder.stat().st_gid == grp.getgrnam(users["group"]).gr_gid  # leads read, see below
 
     alice, bob = reviewers
     state = root / ".hub"
@@ -211,10 +218,10 @@ def test_reviewers_decide_as_their_own_system_users(production, new_page, shot):
 
 
 def test_the_lead_reads_the_reviewers_decisions_through_the_group(production, new_page, shot):
-    """The lead (a system user in cmrqc-leads) opens the lead's view and sees both reviewers' decisions."""
+    """The lead (a system user in the leads' group) opens the lead's view, sees both reviewers' decisions."""
     hub, users = production["url"], production["users"]
     lead = users["lead"]
-    assert lead in grp.getgrnam(LEADS_GROUP).gr_mem
+    assert lead in grp.getgrnam(users["group"]).gr_mem
     page = new_page()
     started = time.monotonic()
     log_in(page, hub, lead)
@@ -233,5 +240,16 @@ def test_the_lead_reads_the_reviewers_decisions_through_the_group(production, ne
     text = progress.inner_text()
     for name in (users["alice"], users["bob"]):
         assert re.search(rf"{name}\s+1 of 6 decided", text), text
-    # The lead's server runs as the lead, not root; a reviewer gets no lead's view.
+    # The lead's server runs as the lead, not root; the group gives reading, never writing, and
+    # neither users.json nor the hub's state.
     assert subprocess.run(["pgrep", "-u", str(pwd.getpwnam(lead).pw_uid), "-f", "voila"]).returncode == 0
+    root = production["root"]
+    alices = root / "users" / users["alice"] / "cohort.json"
+    assert as_user(lead, f"print(open({str(alices)!r}).read()[:1])").returncode == 0
+    for code in (
+        f"open({str(alices)!r}, 'a')",
+        f"open({str(root / 'users.json')!r}).read()",
+        f"open({str(root / '.hub' / 'jupyterhub.sqlite')!r}).read()",
+    ):
+        refused = as_user(lead, code)
+        assert refused.returncode != 0 and "PermissionError" in refused.stderr, (code, refused.stderr)
