@@ -230,6 +230,7 @@ def test_the_lead_reads_the_reviewers_decisions_through_the_group(production, ne
     with page.expect_popup() as opened:  # Voilà's list opens a notebook in a new tab
         link.click()
     page = opened.value
+    page.set_default_timeout(60_000)
     progress = page.locator(".cmrqc-progress").first
     try:
         wait_for(lambda: progress.count() and "decided" in progress.inner_text(), LOAD_S, "the lead's view")

@@ -251,6 +251,7 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
     with lee.expect_popup() as opened:  # Voilà's list opens a notebook in a new tab
         lee.get_by_role("link", name="lead.ipynb").click()
     lee = opened.value
+    lee.set_default_timeout(60_000)
     progress = lee.locator(".cmrqc-progress").first
     wait_for(
         lambda: progress.count() and "last active never" in progress.inner_text(), LOAD_S, "the lead's page"
@@ -322,5 +323,5 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
         assert response is not None and response.status in (403, 404), (path, response and response.status)
         assert ann.locator(".cmrqc-progress").count() == 0
     # The lead's server serves the review notebook too: the lead can review their own cases.
-    lee.goto(f"{hub}/user/lee/voila/render/review.ipynb", wait_until="commit")
+    lee.goto(f"{hub}/user/lee/voila/render/review.ipynb", wait_until="commit", timeout=LOAD_S * 1000)
     decision(lee, "reject").wait_for(state="visible", timeout=LOAD_S * 1000)
