@@ -71,7 +71,7 @@ def test_a_reviewers_server_serves_the_review_notebook_only(tmp_path, started):
     scratch = spawner.scratch
     assert stat.S_IMODE(scratch.stat().st_mode) == 0o700 and not (scratch / "notebooks").exists()
     assert env["JUPYTER_RUNTIME_DIR"] == str(scratch / "runtime")
-    assert env["HOME"] == str(scratch)  # the account's home does not exist
+    assert env["HOME"] == "/nonexistent-home"  # the trial spawner makes its own home folder
     asyncio.run(spawner.stop())
     assert not scratch.exists()
 
@@ -90,7 +90,10 @@ def test_a_leads_server_lists_exactly_the_two_notebooks(tmp_path, started):
     assert "--VoilaConfiguration.classic_tree=True" in command
     assert "--VoilaConfiguration.file_allowlist=[]" in command
     assert env["CMRQC_LEAD"] == "lee"
-    asyncio.run(spawner.stop())
+    # After a hub restart, the spawner restored from the database still knows what to remove.
+    restored = trial_spawner(tmp_path, "lee")
+    restored.load_state(spawner.get_state())
+    asyncio.run(restored.stop())
     assert not folder.exists()
 
 
@@ -102,3 +105,23 @@ def test_an_unreadable_users_file_makes_nobody_a_lead(tmp_path, started):
     command, env = started[0]
     assert served(command) == find_notebook() and "CMRQC_LEAD" not in env
     asyncio.run(spawner.stop())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another account needs root")
+def test_a_system_accounts_server_gets_its_own_scratch_as_home(tmp_path, started):
+    """Production: the scratch folder belongs to the reviewer's account and is HOME when it has none."""
+    import pwd
+
+    account = pwd.getpwnam("nobody")  # an ordinary account whose home does not exist
+    spawner = spawner_module.ReviewerSpawner(
+        user=SimpleNamespace(name="nobody", url="/user/nobody/"), environment={"CMRQC_ROOT": str(tmp_path)}
+    )
+    spawner._server = SimpleNamespace(base_url="/user/nobody/")
+    asyncio.run(spawner.start())
+    _command, env = started[0]
+    scratch = spawner.scratch
+    assert (scratch.stat().st_uid, stat.S_IMODE(scratch.stat().st_mode)) == (account.pw_uid, 0o700)
+    assert (scratch / "runtime").stat().st_uid == account.pw_uid
+    assert env["HOME"] == str(scratch) and env["JUPYTER_RUNTIME_DIR"] == str(scratch / "runtime")
+    asyncio.run(spawner.stop())
+    assert not scratch.exists()

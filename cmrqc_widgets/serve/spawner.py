@@ -106,6 +106,19 @@ class ReviewerSpawner(LocalProcessSpawner):
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
+    def get_state(self) -> dict:
+        """The hub's saved state, plus the scratch folder (removed at stop even after a hub restart)."""
+        state = super().get_state()
+        if self.scratch is not None:
+            state["cmrqc_scratch"] = str(self.scratch)
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """Restore the saved state and the scratch folder of a server still running."""
+        super().load_state(state)
+        if state.get("cmrqc_scratch"):
+            self.scratch = Path(state["cmrqc_scratch"])
+
     def get_env(self) -> dict[str, str]:
         """The hub's environment for the server, plus the scratch folder and, for a lead, ``CMRQC_LEAD``."""
         env = super().get_env()
@@ -113,7 +126,8 @@ class ReviewerSpawner(LocalProcessSpawner):
         if self.scratch is not None:
             env["JUPYTER_RUNTIME_DIR"] = str(self.scratch / "runtime")
             home = env.get("HOME", "")
-            if not home or not os.path.isdir(home):  # a system account made without a home
+            # A system account made without a home (the trial's home is made by the spawner itself).
+            if not isinstance(self, SimpleLocalProcessSpawner) and not os.path.isdir(home or "/nonexistent"):
                 env["HOME"] = str(self.scratch)
             if (self.scratch / "notebooks").is_dir():
                 env[LEAD_ENV] = self.user.name
