@@ -147,11 +147,16 @@ class ReviewerSpawner(LocalProcessSpawner):
         notebook = self.scratch / "notebooks" if lead else None
         command = reviewer_command(self.server.base_url, notebook=notebook)
         if not Path(command[0]).is_file():
+            self._remove_scratch()
             raise CmrqcError(
                 f"{command[0]} is missing; install the hub extra: pip install 'cmrqc_widgets[hub]'."
             )
         self.cmd = command
-        return await super().start()
+        try:
+            return await super().start()
+        except BaseException:
+            self._remove_scratch()  # nothing started: nothing left behind
+            raise
 
     async def stop(self, now: bool = False) -> None:  # type: ignore[override]
         """Stop the server, then remove its scratch folder."""
