@@ -234,16 +234,19 @@ def test_the_lead_reads_the_reviewers_decisions_through_the_group(production, ne
     progress = page.locator(".cmrqc-progress").first
     try:
         wait_for(lambda: progress.count() and "decided" in progress.inner_text(), LOAD_S, "the lead's view")
+    except BaseException:
+        print(f"\n[system] the lead's page at {page.url}:\n{page.locator('body').inner_text()[:3000]}")
+        raise
     finally:
         shot(page, "lead-view", full_page=True)
-        print(f"\n[system] the lead's page at {page.url}:\n{page.locator('body').inner_text()[:3000]}")
     print(f"\n[system] lead: login -> lead's view in {time.monotonic() - started:.1f} s")
     text = progress.inner_text()
     for name in (users["alice"], users["bob"]):
         assert re.search(rf"{name}\s+1 of 6 decided", text), text
     # The lead's server runs as the lead, not root; the group gives reading, never writing, and
     # neither users.json nor the hub's state.
-    assert subprocess.run(["pgrep", "-u", str(pwd.getpwnam(lead).pw_uid), "-f", "voila"]).returncode == 0
+    lead_uid = str(pwd.getpwnam(lead).pw_uid)
+    assert subprocess.run(["pgrep", "-u", lead_uid, "-f", "voila"], capture_output=True).returncode == 0
     root = production["root"]
     alices = root / "users" / users["alice"] / "cohort.json"
     assert as_user(lead, f"print(open({str(alices)!r}).read()[:1])").returncode == 0
