@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,23 @@ import pytest
 from synthetic import REVIEWER, write_case
 
 matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _image_roots(tmp_path_factory: pytest.TempPathFactory):
+    """Cases of the tests live in pytest's temporary folders and the shared real data, outside most
+    tests' data roots: list both as the admin would (tests of the refusal clear it)."""
+    from realdata import SHARED
+
+    from cmrqc_widgets.cases.roots import IMAGE_ROOTS_ENV
+
+    before = os.environ.get(IMAGE_ROOTS_ENV)
+    os.environ[IMAGE_ROOTS_ENV] = os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(SHARED)])
+    yield
+    if before is None:
+        os.environ.pop(IMAGE_ROOTS_ENV, None)
+    else:
+        os.environ[IMAGE_ROOTS_ENV] = before
 
 
 @pytest.fixture

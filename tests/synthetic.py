@@ -143,6 +143,17 @@ def raw(folder: Path, name: str) -> dict:
         return json.load(f)
 
 
+def pdf_facts(path: Path) -> tuple[int, str]:
+    """A PDF's page count and Title metadata, read from the file's own objects (no PDF library)."""
+    import re
+
+    data = Path(path).read_bytes()
+    assert data.startswith(b"%PDF-"), f"{path} is not a PDF"
+    pages = re.search(rb"/Type /Pages.*?/Count (\d+)", data, re.S)
+    title = re.search(rb"/Title \((.*?)\)", data)
+    return int(pages.group(1)) if pages else 0, title.group(1).decode("latin-1") if title else ""
+
+
 def write_dicom_cine(
     folder: Path, *, slices: int = 4, frames: int = 3, patient_id: str = "PAT-0042", series_number: int = 7
 ) -> np.ndarray:
@@ -151,8 +162,7 @@ def write_dicom_cine(
     Oblique short-axis plane, 1.5 x 1.25 mm pixels, 8 mm between slices; the middle of the image
     darkens from frame to frame, as a contracting heart does.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     row_dir, col_dir = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(0.3), -np.sin(0.3)])
@@ -163,29 +173,52 @@ def write_dicom_cine(
     for f in range(frames):
         pixels[f, :, 3:9, 3:7] += 600 - 150 * f
     for number, (f, k) in enumerate(np.ndindex(frames, slices)):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds = dicom_slice(
+            pixels[f, k], series_uid=series_uid, instance=number + 1, trigger_time=40.0 * f,
+            orientation=(row_dir, col_dir), position=np.array([10.0, -20.0, 30.0]) + k * 8.0 * normal,
+            spacing=(1.5, 1.25),
+        )  # fmt: skip
+        ds.StudyInstanceUID = study_uid
         ds.PatientID, ds.StudyDate, ds.SeriesNumber = patient_id, "20240131", series_number
         ds.Manufacturer, ds.ManufacturerModelName, ds.MagneticFieldStrength = "GE", "Signa HDx", 1.5
         ds.SeriesDescription = "FIESTA CINE SAX"
-        ds.InstanceNumber = number + 1
-        ds.TriggerTime = 40.0 * f
-        ds.ImageOrientationPatient = [*row_dir, *col_dir]
-        ds.ImagePositionPatient = list(np.array([10.0, -20.0, 30.0]) + k * 8.0 * normal)
-        ds.PixelSpacing = [1.5, 1.25]
-        ds.Rows, ds.Columns = pixels.shape[2:]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.PixelData = pixels[f, k].tobytes()
         ds.save_as(folder / f"IM{number:04d}.dcm", enforce_file_format=True)
     return pixels
+
+
+def dicom_slice(
+    pixels: np.ndarray,
+    *,
+    series_uid: str,
+    instance: int,
+    trigger_time: float,
+    orientation: tuple[np.ndarray, np.ndarray],
+    position: np.ndarray,
+    spacing: tuple[float, float],
+):
+    """One MR image of a series (int16 ``pixels`` [row, col]) as a pydicom Dataset, ready to ``save_as``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = series_uid
+    ds.InstanceNumber = instance
+    ds.TriggerTime = trigger_time
+    ds.ImageOrientationPatient = [*orientation[0], *orientation[1]]
+    ds.ImagePositionPatient = list(position)
+    ds.PixelSpacing = list(spacing)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.int16).tobytes()
+    return ds

@@ -7,14 +7,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from synthetic import dicom_slice
 
 from cmrqc_widgets.cases.dicom import dicom_series_to_nifti
 from cmrqc_widgets.cli import main
 from cmrqc_widgets.errors import CaseError
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid  # noqa: E402
+from pydicom.uid import generate_uid  # noqa: E402
 
 ROW_DIR = np.array([1.0, 0.0, 0.0])  # column index grows along +x (LPS)
 COL_DIR = np.array([0.0, np.cos(0.3), -np.sin(0.3)])  # row index grows obliquely
@@ -39,28 +39,12 @@ def write_series(
     order = rng.permutation(n_slices * frames)
     for number, index in enumerate(order):
         k, frame = divmod(int(index), frames)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID = series_uid
-        ds.InstanceNumber = number + 1
-        ds.TriggerTime = 40.0 * frame
-        ds.ImageOrientationPatient = [*ROW_DIR, *col_dir]
-        ds.ImagePositionPatient = list(np.array([10.0, -20.0, 30.0]) + k * SLICE_GAP * normal)
-        ds.PixelSpacing = list(PIXEL_SPACING)
-        ds.Rows, ds.Columns = pixels.shape[1:]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
+        ds = dicom_slice(
+            pixels[k] + 1000 * frame, series_uid=series_uid, instance=number + 1, trigger_time=40.0 * frame,
+            orientation=(ROW_DIR, col_dir), position=np.array([10.0, -20.0, 30.0]) + k * SLICE_GAP * normal,
+            spacing=PIXEL_SPACING,
+        )  # fmt: skip
         ds.RescaleSlope, ds.RescaleIntercept = 2, -5
-        ds.PixelData = (pixels[k] + 1000 * frame).astype(np.int16).tobytes()
         ds.save_as(folder / f"IM{number:04d}.dcm", enforce_file_format=True)
     return pixels
 

@@ -7,7 +7,7 @@ import statistics
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from synthetic import REVIEWER
+from synthetic import REVIEWER, pdf_facts
 
 from cmrqc_widgets.cli.core import build_parser
 from cmrqc_widgets.errors import CmrqcError
@@ -177,7 +177,8 @@ def test_report_rows_match_the_files(judged, tmp_path):
     """Each report row holds what the files say: every reviewer, the consensus, the metrics, the seconds."""
     root, metrics = judged
     assert cli(["report", "study.json", "--root", str(root), "--lead", "lee", "--metrics", str(metrics),
-                "--out", str(tmp_path / "r.csv"), "--html", str(tmp_path / "s.html")]) == 0  # fmt: skip
+                "--out", str(tmp_path / "r.csv"), "--html", str(tmp_path / "s.html"),
+                "--pdf", str(tmp_path / "s.pdf")]) == 0  # fmt: skip
     rows = read_report_csv(tmp_path / "r.csv")
     assert list(rows[0]) == report_columns(TEAM)
     files = {u: read_dataset_file(QCStore(root, u).path("study.json")) for u in TEAM}
@@ -222,6 +223,7 @@ def test_report_rows_match_the_files(judged, tmp_path):
     assert seen_sources >= {"lead", "unanimous", "single reviewer"}
     page = (tmp_path / "s.html").read_text()
     assert page.count('src="data:image/png;base64,') == 3 and "study.json" in page
+    assert pdf_facts(tmp_path / "s.pdf") == (4, "QC summary: study.json")  # facts, pie, kappa matrix, EF/EDV
 
 
 def test_report_in_python_and_excel_safety(judged):

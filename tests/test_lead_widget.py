@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from synthetic import REVIEWER
+from synthetic import REVIEWER, pdf_facts
 
 from cmrqc_widgets.errors import CmrqcError
 from cmrqc_widgets.qc.study_report import read_report_csv
@@ -147,7 +147,8 @@ def test_report_button_writes_the_table_and_offers_downloads(team, lead):
                 parse_decision(ann[row["patient"]][f"{row['phase']}_Comments"]).decision or ""
             )
     assert (folder / "study.summary.html").read_text().count("data:image/png") == 3
-    assert lead.report_links.value.count("<a download=") == 2
+    assert pdf_facts(folder / "study.summary.pdf") == (4, "QC summary: study.json")
+    assert lead.report_links.value.count("<a download=") == 3
 
 
 def test_assign_from_the_lead_view_never_overwrites(team, lead):

@@ -103,6 +103,25 @@ def test_mirrored_and_dilated_labels_score_above_the_original(patients):
     assert flagged >= 3
 
 
+def test_real_myocardium_grown_outward_is_found_on_a_grown_slice(patients):
+    """An expert ED myocardium grown 4 px into the surroundings on 2/3 of its slices fails 'epicardium'
+    on one of those slices; the expert's own labels never fail it."""
+    for name, phases in patients.items():
+        if name == COPIED_EPICARDIUM:
+            continue
+        ed = phases["ED"]
+        assert not any(c.rule == "epicardium" for c in _report(phases).checks["ED"]), name
+        myo = np.flatnonzero((ed.labels == ed.label_map["MYO"]).any(axis=(1, 2)))
+        grown_slices = myo[: 2 * len(myo) // 3]
+        grown = make_fault("dilate", ed.labels, ed.label_map, ed.spacing, np.random.default_rng(0))
+        on = np.isin(np.arange(ed.labels.shape[0]), grown_slices)[:, None, None]
+        report = _report(phases, "ED", np.where(on, grown, ed.labels))
+        (check,) = [c for c in report.checks["ED"] if c.rule == "epicardium"]
+        assert is_flagged(check.weight) and report.flagged, (name, check)
+        assert check.slice in grown_slices, (name, check.slice, grown_slices)
+        assert f"slice {check.slice + 1} of {ed.labels.shape[0]}" in check.message
+
+
 def test_real_low_ef_is_extreme_not_a_failure(patients):
     """These infarct patients' LV EF (about 20-35 %) is never an 'ef_range' failure."""
     for name, phases in patients.items():

@@ -78,6 +78,41 @@ def test_swapped_lv_and_myocardium_fail_the_contrast_check():
     assert "contrast" in rules(pm)
 
 
+def test_myocardium_grown_outward_fails_the_epicardium_check_on_its_worst_slice():
+    """Heart grown 2 px over dark surroundings (4 px on slice 6): 'epicardium' fails on slice 6.
+
+    In place, or grown by 1 px (two experts' disagreement), it passes.
+    """
+    image, labels = case()
+    image[labels == 0] = 30.0  # lung-dark surroundings (the phantom's 100 looks like its muscle, 150)
+    rng = np.random.default_rng(0)
+    in_place = phase_metrics(labels, SPACING, MAP, image=image)
+    one_pixel_labels = FAULTS["dilate"](labels, MAP, SPACING, rng, pixels=1)
+    one_pixel = phase_metrics(one_pixel_labels, SPACING, MAP, image=image)
+    assert "epicardium" not in rules(in_place) | rules(one_pixel)  # an expert's disagreement is no failure
+    on_slice_6 = (np.arange(labels.shape[0]) == 5)[:, None, None]
+    grown = np.where(
+        on_slice_6,
+        FAULTS["dilate"](labels, MAP, SPACING, rng, pixels=4),
+        FAULTS["dilate"](labels, MAP, SPACING, rng, pixels=2),
+    )
+    pm = phase_metrics(grown, SPACING, MAP, image=image)
+    (check,) = [c for c in pm.checks if c.rule == "epicardium"]
+    assert check.slice == 5 and "slice 6 of 8" in check.message
+    assert is_flagged(check.weight)
+    assert pm.agreement.rim_likeness < one_pixel.agreement.rim_likeness < in_place.agreement.rim_likeness
+
+
+def test_surroundings_as_bright_as_the_wall_leave_the_rim_unjudged():
+    """Where the tissue around the heart has the wall's intensity, the rim is not judged (no false alarm)."""
+    image, labels = case()
+    image[labels == 0] = 150.0  # surroundings exactly like the myocardium
+    grown = make_fault("dilate", labels, MAP, SPACING, np.random.default_rng(0))
+    pm = phase_metrics(grown, SPACING, MAP, image=image)
+    assert pm.agreement.rim_likeness is None
+    assert "epicardium" not in rules(pm)
+
+
 def test_rv_on_the_wrong_side_for_the_affine():
     """The RV must lie to the patient's right/anterior of the LV; a mirrored header puts it left."""
     _image, labels = case()

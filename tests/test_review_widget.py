@@ -15,6 +15,7 @@ from cmrqc_widgets.widgets import review as review_module
 from cmrqc_widgets.widgets import volume3d as volume3d_module
 from cmrqc_widgets.widgets.panels import PAGE_SIZE
 from cmrqc_widgets.widgets.state import MIN_CACHE_MB
+from cmrqc_widgets.widgets.workflow import SESSION_SHOWN
 
 USER = REVIEWER
 
@@ -525,7 +526,7 @@ def test_nothing_piles_up_per_patient(widget: ReviewWidget) -> None:
 
     w = widget
     w.volume_view.toggle.value = True
-    for _ in range(3):
+    for _ in range(SESSION_SHOWN):  # the session list makes its rows once, up to SESSION_SHOWN
         w.next_patient_button.click()
         w.accept_button.click()
     assert w.wait_idle()

@@ -79,6 +79,7 @@ def test_undo_goes_back_and_keeps_history(widget: ReviewWidget) -> None:
 def test_revert_button_of_the_session_list(widget: ReviewWidget) -> None:
     """The session list shows the last decisions; its revert button puts back the older one."""
     w = widget
+    assert w.history.session_rows == []  # made when decisions need them, not on the first screen
     w.handle_key(key("f"))
     w.handle_key(key("a"))
     rows = w.history.session_rows

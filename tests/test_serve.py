@@ -271,7 +271,7 @@ def test_reviewer_command_is_standalone_voila_behind_the_hub_login():
     proxy, voila = argv[:separator], argv[separator + 1 :]
     assert Path(proxy[0]).name == "jupyter-standaloneproxy" and Path(proxy[0]).is_absolute()
     assert "--activity-interval=0" in proxy  # its pings would keep an idle server alive for ever
-    assert Path(voila[0]).is_absolute() and voila[1:3] == ["-m", "voila"]
+    assert Path(voila[0]).is_absolute() and voila[1:3] == ["-m", "cmrqc_widgets.serve.app"]  # Voilà, gzipped
     assert voila[3] == str(find_notebook())
     assert "--port={port}" in voila and "--Voila.ip=127.0.0.1" in voila
     assert "--Voila.base_url=/user/alice/" in voila
@@ -351,7 +351,7 @@ def test_z2jh_reviewer_command_is_the_hubs():
         return [a for a in argv if a.startswith("--") and "base_url" not in a]
 
     assert Path(cmd[0]).name == "jupyter-standaloneproxy" and Path(cmd[0]).is_absolute()
-    assert cmd[cmd.index("--") + 1 :][1:3] == ["-m", "voila"]
+    assert cmd[cmd.index("--") + 1 :][1:3] == ["-m", "cmrqc_widgets.serve.app"]
     assert flags(cmd) == flags(ours)
     assert "--Voila.base_url={base_url}/" in cmd
 

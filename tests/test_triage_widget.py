@@ -122,7 +122,7 @@ def test_strip_of_broken_cases_highlights_failed_checks(widget: ReviewWidget) ->
 
 
 def test_clicking_a_failed_check_shows_its_slice(widget: ReviewWidget) -> None:
-    """Each failed check that names a slice has a button; a click shows that phase and slice."""
+    """Each failed check that names a slice has a button naming it; a click shows that phase and slice."""
     w = widget
     w.state.jump_to("demo007")  # LV and RV swapped: named on its worst mid slice
     assert w.wait_idle()
@@ -134,6 +134,7 @@ def test_clicking_a_failed_check_shows_its_slice(widget: ReviewWidget) -> None:
     assert phase == "ED" and k is not None
     first = k + 1
     assert f"ED slice {first}" in buttons
+    assert swapped in buttons[f"ED slice {first}"].tooltip  # hovering names the check failing there
     w.state.set_phase("ES")
     w.state.slice = 0
     buttons[f"ED slice {first}"].click()

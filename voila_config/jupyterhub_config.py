@@ -5,6 +5,7 @@ Settings come from the environment, so one file serves the trial and a productio
 
 ==========================  =================================================================
 ``CMRQC_ROOT``              data root: ``users.json`` and ``users/<name>/`` (default ~/cmrqc)
+``CMRQC_IMAGE_ROOTS``       extra folders (``:``-separated) that may hold patient folders
 ``CMRQC_HUB_IP``            public address (default ``127.0.0.1``; ``0.0.0.0`` behind TLS only)
 ``CMRQC_HUB_PORT``          public port (default 8000)
 ``CMRQC_HUB_API_PORT``      hub's internal port, always on 127.0.0.1 (default 8081)
@@ -76,6 +77,9 @@ c.Spawner.environment = {
     "JUPYTER_PATH": str(config_dir),
     "JUPYTER_CONFIG_PATH": str(config_dir),
 }
+if os.environ.get("CMRQC_IMAGE_ROOTS"):
+    # Extra folders patient folders may be in (cmrqc_widgets.cases.roots); the data root always is.
+    c.Spawner.environment["CMRQC_IMAGE_ROOTS"] = os.environ["CMRQC_IMAGE_ROOTS"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 90
 

@@ -299,7 +299,7 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
     path = store.path(name)
     if path.exists():
         raise DatasetError(f"Dataset file {path} already exists; choose another name.")
-    from .sources import case_sources
+    from .sources import case_sources, created_line
 
     folders, layout = case_sources(args, store.root, name)
     cases, skipped = find_cases(folders, layout)
@@ -307,7 +307,7 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
         what = f"{args.layout} cases" if args.layout else "cases of a known layout"
         raise DatasetError(f"No {what} found in {', '.join(args.folders)}; dataset {name} not created.")
     dataset = store.create(name, [str(case) for case in cases])
-    print(f"Dataset {dataset.path}: {len(cases)} case{'s' * (len(cases) != 1)}.")
+    print(created_line(dataset.path, cases, store.root))
     if _is_system_reviewer(store.user):
         # Production (system users): root created the file; the reviewer's server must write it.
         from ..serve.accounts import give_to_system_user

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     r.add_argument("--out", default=None, metavar="CSV", help="report CSV (default: <dataset>.report.csv)")
     r.add_argument("--html", default=None, metavar="HTML",
                    help="HTML summary with the figures (default: <dataset>.summary.html)")
+    r.add_argument("--pdf", default=None, metavar="PDF",
+                   help="the same summary as PDF (default: <dataset>.summary.pdf)")
     r.add_argument("--metrics", metavar="CSV",
                    help="metrics CSV of `cmrqc metrics` (default: <dataset>.metrics.csv beside the files)")
     r.add_argument("--no-measure", action="store_true",
@@ -34,10 +36,10 @@ def register(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``cmrqc report``: write the CSV and the HTML summary; print what they hold."""
+    """``cmrqc report``: write the CSV and the summary (HTML and PDF); print what they hold."""
     from ..names import resolve_user
     from ..qc.lead import read_team
-    from ..qc.report_html import summary_html
+    from ..qc.report_html import summary_html, summary_pdf
     from ..qc.study_report import load_metrics, report_rows, write_report_csv
 
     name = args.dataset if args.dataset.endswith(".json") else f"{args.dataset}.json"
@@ -49,11 +51,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = report_rows(status, metrics)
     out = Path(args.out or f"{stem}.report.csv").expanduser()
     page = Path(args.html or f"{stem}.summary.html").expanduser()
+    pdf = Path(args.pdf or f"{stem}.summary.pdf").expanduser()
     write_report_csv(rows, status.reviewers, out)
     summary_html(rows, status, page, metrics_source=source)
+    summary_pdf(rows, status, pdf, metrics_source=source)
     settled = sum(r["consensus_source"] == "lead" for r in rows)
     disputed = sum(r["consensus_source"] == "disputed" for r in rows)
     print(f"Wrote {len(rows)} rows ({len(status.patients)} patients x 2 phases; reviewers "
           f"{', '.join(status.reviewers)}; {settled} decided by the lead, {disputed} still disputed) "
-          f"to {out}, and the summary to {page}. Measurements: {source}.")  # fmt: skip
+          f"to {out}, and the summary to {page} and {pdf}. Measurements: {source}.")  # fmt: skip
     return 1 if status.problems else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..names import resolve_root, resolve_user
 from ..serve.voila import (
     LEAD_NOTEBOOK,
     NOTEBOOK,
+    TOKEN_ENV,
     _run,
     ensure_demo,
     find_notebook,
@@ -46,7 +48,10 @@ def prepare_serve(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         open_browser=not getattr(args, "no_browser", False),
         config_dir=config_dir,
     )
-    return argv, serve_environment(root, user, config_dir, ip=args.ip)
+    # Other users of this machine can reach 127.0.0.1 too: every request needs this token
+    # (a fresh one per run unless $CMRQC_VOILA_TOKEN gives one); without it no kernel starts.
+    args.token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32)
+    return argv, serve_environment(root, user, config_dir, ip=args.ip, token=args.token)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -55,7 +60,7 @@ def serve_command(args: argparse.Namespace) -> int:
     what = "lead's view" if getattr(args, "lead", False) else "review dashboard"
     print(
         f"Serving the {what} for {env['CMRQC_USER']} (data root {env['CMRQC_ROOT']}) "
-        f"on http://{args.ip}:{args.port}/ — press Ctrl-C to stop.",
+        f"on http://{args.ip}:{args.port}/?token={args.token} — press Ctrl-C to stop.",
         file=sys.stderr,
     )
     return _run(argv, env)

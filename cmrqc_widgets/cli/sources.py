@@ -5,6 +5,9 @@
   (:func:`~cmrqc_widgets.cases.nnunet.gather_nnunet`), read with the ``nnunet`` preset.
 * A FOLDER holding DICOM files (a study, any depth): each short-axis cine series becomes a patient
   folder under ``<root>/cases/<dataset>/`` (:func:`~cmrqc_widgets.cases.study.convert_study`).
+
+:func:`created_line` is what the admin is told once the dataset exists, including how many cases
+the review screens would refuse (outside the data root and ``$CMRQC_IMAGE_ROOTS``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cases.roots import outside_note
 from ..errors import CaseError
+
+
+def created_line(path: Path, cases: list[Path], root: Path) -> str:
+    """ "Dataset <path>: N cases." and, if some lie outside the allowed roots, how to allow them."""
+    return f"Dataset {path}: {len(cases)} case{'s' * (len(cases) != 1)}.{outside_note(cases, root)}"
 
 
 def case_sources(args: argparse.Namespace, root: Path, dataset: str) -> tuple[list[str], str | None]:

@@ -26,6 +26,22 @@ Measures (all in-plane, per slice, pooled over the labelled slices)
   one fits clearly better elsewhere. The ratio needs no absolute threshold of intensity.
 - **dark under labels**: share of labelled pixels darker than a tenth of the case's blood level
   (its 99th intensity percentile): lung or air under a heart label.
+- **epicardial rim**: the outer 2 pixels of the myocardium label should look like myocardium,
+  not like what surrounds the heart. A pixel "looks like myocardium" when its intensity is within
+  a factor 2 of the median of the inner wall (the myocardium 2-3 pixels from the blood pool, clear
+  of its partial volume). On SSFP, epicardial fat and blood are 2-4x brighter than myocardium and
+  lung several times darker, so a label grown outward covers pixels outside that band (Petitjean
+  and Dacher 2011, above, on the weak, fat- and lung-dependent contrast of the epicardium). The
+  measure is where the rim lies between the surroundings (the ring 3-5 pixels outside, 0) and the
+  inner wall (1): ``(rim - outside) / (inner - outside)`` of the myocardium-like shares. Measured
+  against the case's own surroundings, tissue outside the heart that looks like muscle (liver,
+  chest wall) is allowed for; where wall and surroundings differ by less than 0.2 in that share
+  (a heart in tissue of its own intensity) the rim is not judged. An expert epicardium sits on
+  the wall's edge and scores about 0.7-1 (half of its outer pixel is partial volume); grown 4
+  pixels outward it scores 0.1-0.5 (Sunnybrook and demo cohort, README "QC accuracy"). Image
+  features along the segmented boundary as QC of large cohorts: Alba X, Lekadir K,
+  Pereanez M, et al. Automatic initialization and quality control of large-scale cardiac MRI
+  segmentations. Med Image Anal 2018;43:129-141.
 """
 
 from __future__ import annotations
@@ -58,6 +74,9 @@ class Agreement:
     ``dark_fraction`` the share of labelled pixels on lung or air. ``fit_gain`` is how much
     better the LV label fits the image when moved in-plane (best over moves up to 15 mm, 1.0 =
     it sits where it fits best) and ``fit_offset_mm`` that best move (rows, columns) in mm.
+    ``rim_likeness`` is where the myocardium's outer rim lies between the surroundings (0) and the
+    inner wall (1) in intensity, ``rim_shares`` the myocardium-like shares of (inner wall, outer
+    rim, surroundings) behind it (``None`` without LV and myocardium).
     ``worst_slice`` gives, per measure, the slice (0-based) where it is worst.
     """
 
@@ -71,6 +90,8 @@ class Agreement:
     outer_is_epicardium: bool = False
     fit_gain: float | None = None
     fit_offset_mm: tuple[float, float] = (0.0, 0.0)
+    rim_likeness: float | None = None
+    rim_shares: tuple[float, float, float] | None = None
 
 
 _IN_PLANE_8 = np.zeros((3, 3, 3), bool)
@@ -182,9 +203,16 @@ def image_agreement(
         pooled, per_slice = _profile(d_lv, gradient, lv_on)
         lv_edge, lv_strength = _edge(pooled, pixel_mm)
         worst["lv_edge"] = int(np.flatnonzero(lv_on)[_worst_slice(per_slice)])
-    pooled, per_slice = _profile(_signed_distance(fg), gradient, on)
+    d_fg = _signed_distance(fg)
+    pooled, per_slice = _profile(d_fg, gradient, on)
     outer_edge, outer_strength = _edge(pooled, pixel_mm)
     worst["outer_edge"] = int(np.flatnonzero(on)[_worst_slice(per_slice)])
+
+    rim_likeness, rim_shares = None, None
+    if lv_on.any() and myo.any():
+        rim_likeness, rim_shares, rim_worst = _epicardial_rim(image, lv, myo, d_lv, fg, d_fg)
+        if rim_worst is not None:
+            worst["rim"] = rim_worst
 
     dark = image[fg] < 0.1 * blood_level
     dark_fraction = float(dark.mean())
@@ -200,7 +228,54 @@ def image_agreement(
         bool(myo.any()),
         fit_gain,
         fit_offset,
+        rim_likeness,
+        rim_shares,
     )
+
+
+_RIM_FACTOR = 2.0  # "looks like myocardium": within this factor of the inner wall's median
+_RIM_MIN_PIXELS = 20  # fewer pixels in a region of a slice: that slice is not judged
+_RIM_MIN_CONTRAST = 0.2  # inner wall and surroundings must differ by this share of like pixels
+
+
+def _epicardial_rim(image, lv, myo, d_lv, fg, d_fg):
+    """(rim likeness, (inner, rim, outside) myocardium-like shares, worst slice) of one phase.
+
+    The regions, in-plane per slice: the inner wall is myocardium 2-3 pixels from the LV blood
+    pool; the rim is the outer 2 pixels of LV + myocardium, at least 2 pixels from the blood pool;
+    the surroundings are the ring 3-5 pixels outside LV + myocardium (whatever lies there, RV too).
+    """
+    heart = lv | myo
+    only_heart = int(heart.sum()) == int(fg.sum())  # no RV or other label: d_fg is the heart's
+    rows, cols = np.flatnonzero(heart.any(axis=(0, 2))), np.flatnonzero(heart.any(axis=(0, 1)))
+    box = (  # the heart and the 5-pixel ring around it: all the distances below need
+        slice(None),
+        slice(max(rows[0] - 7, 0), rows[-1] + 8),
+        slice(max(cols[0] - 7, 0), cols[-1] + 8),
+    )
+    image, heart, myo, d_lv = image[box], heart[box], myo[box], d_lv[box]
+    d_heart = d_fg[box] if only_heart else _signed_distance(heart)
+    inner = myo & (d_lv > 1) & (d_lv < 3)
+    if not inner.any():
+        return None, None, None
+    level = float(np.median(image[inner]))
+    like = (image > level / _RIM_FACTOR) & (image < level * _RIM_FACTOR)
+    rim = (d_heart >= -2) & (d_heart < 0) & (d_lv > 1)
+    outside = (d_heart >= 2) & (d_heart < 5)
+    counts = np.array([(m.sum(axis=(1, 2)), (m & like).sum(axis=(1, 2))) for m in (inner, rim, outside)])
+    total, hits = counts[:, 0].sum(axis=1), counts[:, 1].sum(axis=1)
+    if total.min() < _RIM_MIN_PIXELS:
+        return None, None, None
+    shares = hits / total
+    if shares[0] - shares[2] < _RIM_MIN_CONTRAST:
+        return None, None, None  # the surroundings look like the wall: nothing to tell them apart
+    likeness = float((shares[1] - shares[2]) / (shares[0] - shares[2]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = counts[:, 1] / counts[:, 0]
+        per_slice = (per[1] - per[2]) / (per[0] - per[2])
+    judged = (counts[:, 0].min(axis=0) >= _RIM_MIN_PIXELS) & (per[0] - per[2] >= _RIM_MIN_CONTRAST)
+    worst = int(np.argmin(np.where(judged, per_slice, np.inf))) if judged.any() else None
+    return likeness, (float(shares[0]), float(shares[1]), float(shares[2])), worst
 
 
 def _fit(image, gradient, lv, d_lv, spacing) -> tuple[float, tuple[float, float]]:
@@ -249,6 +324,7 @@ def agreement_findings(
     min_outer_edge_strength: float,
     max_dark: float,
     max_fit_gain: float,
+    min_rim_likeness: float = 0.55,
 ) -> list[Finding]:
     """The agreement measures of one phase as findings, with the slice where each is worst."""
     found: list[Finding] = []
@@ -297,6 +373,21 @@ def agreement_findings(
                     f"({dr:+.0f} mm down, {dc:+.0f} mm across the screen): labels off the heart?",
                     severity,
                     a.worst_slice.get("lv_edge"),
+                )
+            )
+    if a.rim_likeness is not None and a.rim_shares is not None:
+        severity = beyond(a.rim_likeness, min_rim_likeness, None, 0.2)
+        if severity > 0:
+            inner, rim, outside = a.rim_shares
+            found.append(
+                Finding(
+                    "epicardium",
+                    f"myocardium label grown beyond the heart wall? Its outer 2 pixels look like the "
+                    f"surroundings, not like myocardium: {rim:.0%} have myocardial intensity against "
+                    f"{inner:.0%} of the inner wall and {outside:.0%} of the tissue around "
+                    f"(likeness {a.rim_likeness:.2f}, at least {min_rim_likeness:g} expected){where('rim')}",
+                    severity,
+                    a.worst_slice.get("rim"),
                 )
             )
     if a.dark_fraction is not None:

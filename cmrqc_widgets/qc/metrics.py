@@ -90,6 +90,10 @@ class Thresholds:
         Largest share of labelled pixels as dark as lung or air.
     max_fit_gain : float
         How much better the LV label may fit the image when moved in-plane (1 = best in place).
+    min_rim_likeness : float
+        Lowest "epicardial rim" likeness: where the myocardium's outer 2 pixels lie in intensity
+        between the tissue around the heart (0) and the inner wall (1)
+        (:mod:`~cmrqc_widgets.qc.agreement`).
     weights : Mapping[str, float]
         Weights of failed rules in the suspicion score; missing keys use :data:`DEFAULT_WEIGHTS`.
     """
@@ -110,6 +114,7 @@ class Thresholds:
     min_outer_edge_strength: float = 0.8
     max_dark: float = 0.4
     max_fit_gain: float = 1.15
+    min_rim_likeness: float = 0.55
     weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -215,6 +220,7 @@ def phase_metrics(
             min_outer_edge_strength=t.min_outer_edge_strength,
             max_dark=t.max_dark,
             max_fit_gain=t.max_fit_gain,
+            min_rim_likeness=t.min_rim_likeness,
         )
     checks += [t.check(f) for f in found]
     mass = volumes.get("MYO", 0.0) * MYOCARDIAL_DENSITY

@@ -20,7 +20,10 @@ case for that failure: 3-10 for failures that make the segmentation unusable (la
 anatomy, a structure missing, swapped labels), 1-2 for failures that make a measurement wrong
 (an island, a few slices too few), 0.3 for "extreme but possible". :data:`FLAG_SCORE` = 1 flags a
 case as soon as one unusable-kind check is a third of a tolerance outside its range, or a
-measurement-kind check a full tolerance. ``benchmarks/qc_accuracy.py`` measures the result on
+measurement-kind check a full tolerance. Where an image measure (a ratio or share of the case's
+own intensities) needs a number, it sits between what expert labels and a 1-pixel disagreement
+give and what the failure gives, on the real Sunnybrook cases and the demo cohort together, never
+one dataset (README, "How the thresholds were set"). ``benchmarks/qc_accuracy.py`` measures the result on
 real expert segmentations and the demo cohort (README, Triage): the flag rate on good cases and
 the ranking of broken ones, per failure kind.
 """
@@ -59,6 +62,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "contrast": 3.0,  # LV label not on bright blood / myocardium label not on dark muscle
     "edges": 3.0,  # label borders not on image edges
     "misplaced": 3.0,  # the LV label fits the image clearly better elsewhere
+    "epicardium": 3.0,  # the myocardium's outer rim looks like the tissue around the heart
     "dark": 1.0,  # labels over lung or air
     # both phases
     "es_gt_ed": 3.0,  # a ventricle larger at ES than at ED

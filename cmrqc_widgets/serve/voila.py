@@ -35,6 +35,7 @@ __all__ = [
     "DEMO_DATASET",
     "LEAD_NOTEBOOK",
     "NOTEBOOK",
+    "TOKEN_ENV",
     "VOILA_MODULE",
     "ensure_demo",
     "first_free_port",
@@ -52,6 +53,9 @@ NOTEBOOK = "review.ipynb"
 
 LEAD_NOTEBOOK = "lead.ipynb"
 """The lead's view, served by the same set-up (``cmrqc serve --lead``)."""
+
+TOKEN_ENV = "CMRQC_VOILA_TOKEN"
+"""Environment variable carrying the token ``cmrqc serve`` asks of every request (see serve/app.py)."""
 
 DEMO_DATASET = "demo.json"
 """Dataset file ``--demo`` creates for the reviewer."""
@@ -208,7 +212,7 @@ def reviewer_command(
         "--",
         os.fspath(python),
         "-m",
-        "voila",
+        VOILA_MODULE,  # compressed, long-cached files, as `cmrqc serve`
         os.fspath(notebook),
         "--port={port}",  # filled in by the proxy
         "--Voila.ip=127.0.0.1",
@@ -253,16 +257,25 @@ def _prepend_path(current: str | None, first: Path) -> str:
 
 
 def serve_environment(
-    root: Path, user: str, config_dir: Path, base: dict[str, str] | None = None, ip: str = "127.0.0.1"
+    root: Path,
+    user: str,
+    config_dir: Path,
+    base: dict[str, str] | None = None,
+    ip: str = "127.0.0.1",
+    token: str | None = None,
 ) -> dict[str, str]:
     """Environment of the Voilà server (inherited by its kernels).
 
     Sets ``CMRQC_ROOT`` and ``CMRQC_USER``, drops an inherited ``JUPYTERHUB_USER`` (it would
     override the reviewer chosen here) and puts ``voila_config`` on ``JUPYTER_PATH`` so Voilà
-    finds the ``cmrqc`` template.
+    finds the ``cmrqc`` template. With ``token``, the server asks it of every request
+    (:mod:`cmrqc_widgets.serve.app` reads it and removes it before any kernel starts).
     """
     env = dict(os.environ if base is None else base)
     env.pop("JUPYTERHUB_USER", None)
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
     env["CMRQC_ROOT"] = str(root)
     env["CMRQC_USER"] = user
     env["JUPYTER_PATH"] = _prepend_path(env.get("JUPYTER_PATH"), config_dir)

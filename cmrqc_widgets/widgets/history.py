@@ -42,8 +42,9 @@ class HistoryPanel(VBox):
     case_html : ipywidgets.HTML
         Saves of the current patient, newest first.
     session_rows : list of HBox
-        One row per recent decision, newest first: ``HTML`` description and a "Revert" ``Button``
-        (rows beyond the decisions made are hidden).
+        One row per recent decision, newest first: ``HTML`` description and a "Revert" ``Button``.
+        Rows are made when the first decisions need them (up to ``SESSION_SHOWN``, then reused):
+        the first screen carries none of their ~50 widget models.
     """
 
     def __init__(self, state: Any, guard: Callable[..., Any] | None = None, **kwargs: Any) -> None:
@@ -52,10 +53,9 @@ class HistoryPanel(VBox):
         self.case_html = HTML("")
         self.case_html.add_class("cmrqc-case-history")
         self._numbers: list[int] = []
-        # A fixed set of rows, refilled in place: no widget is created per decision.
-        self.session_rows = [_row(self._guard, self._revert, i) for i in range(SESSION_SHOWN)]
+        self.session_rows: list[HBox] = []
         self.session_empty = HTML("<small>No decisions yet.</small>")
-        self.session_box = VBox([*self.session_rows, self.session_empty])
+        self.session_box = VBox([self.session_empty])
         state.observe(self._guard(self.refresh), ["patient", "revision", "dataset"])
         super().__init__(
             [HTML("<b>This patient</b>"), self.case_html, HTML("<b>This session</b>"), self.session_box],
@@ -88,8 +88,12 @@ class HistoryPanel(VBox):
         )
 
     def _show_session(self) -> None:
-        recent = self._state.recent_decisions(len(self.session_rows))
+        recent = self._state.recent_decisions(SESSION_SHOWN)
         self._numbers = [number for number, _ in recent]
+        if len(recent) > len(self.session_rows):  # made once each, then refilled in place
+            new = [_row(self._guard, self._revert, i) for i in range(len(self.session_rows), len(recent))]
+            self.session_rows.extend(new)
+            self.session_box.children = (*self.session_rows, self.session_empty)
         for i, row in enumerate(self.session_rows):
             text, button = row.children
             if i < len(recent):

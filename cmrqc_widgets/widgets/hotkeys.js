@@ -124,29 +124,48 @@ function render({ model, el }) {
 
   // --- heartbeat: a kernel that does not answer is said to be lost ---------------------------
   let offline = false;
+  let ended = false;
   let lastPong = performance.now();
   const disabled = [];
-  function setOffline(lost) {
-    if (lost === offline) return;
-    offline = lost;
+  function lock(text) {
     const root = el.closest(".cmrqc-review") || document.body;
-    root.classList.toggle("cmrqc-offline", lost);
-    banner.hidden = !lost;
+    root.classList.add("cmrqc-offline");
+    banner.hidden = false;
+    banner.textContent = text;
+    for (const control of root.querySelectorAll("button, input, select, textarea")) {
+      if (!control.disabled) {
+        control.disabled = true;
+        disabled.push(control);
+      }
+    }
+    el.dataset.offline = "1";
+  }
+  function setOffline(lost) {
+    if (lost === offline || ended) return; // an ended session stays ended, whatever the heartbeat says
+    offline = lost;
     if (lost) {
       const saved = model.get("saved_at").replace(/^saved\s*/, "");
-      banner.textContent = saved
-        ? `Connection lost — your decisions up to ${saved} are saved; reload the page.`
-        : "Connection lost — every decision you made is saved; reload the page.";
-      for (const control of root.querySelectorAll("button, input, select, textarea")) {
-        if (!control.disabled) {
-          control.disabled = true;
-          disabled.push(control);
-        }
-      }
+      lock(
+        saved
+          ? `Connection lost — your decisions up to ${saved} are saved; reload the page.`
+          : "Connection lost — every decision you made is saved; reload the page."
+      );
     } else {
+      const root = el.closest(".cmrqc-review") || document.body;
+      root.classList.remove("cmrqc-offline");
+      banner.hidden = true;
       for (const control of disabled.splice(0)) control.disabled = false;
+      el.dataset.offline = "0";
     }
-    el.dataset.offline = lost ? "1" : "0";
+  }
+  // The server replaced this tab's kernel by a newer tab's: say so, for good (never "connection lost").
+  function showEnded() {
+    const text = model.get("ended");
+    if (!text || ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    lock(text);
+    el.dataset.ended = "1";
   }
   function onCustom(message) {
     if (message && message.type === "help") overlay.hidden = !overlay.hidden;
@@ -160,27 +179,28 @@ function render({ model, el }) {
     send({ type: "ping" });
   }, model.get("ping_ms"));
 
-  document.addEventListener("keydown", onKey, true);
-  document.addEventListener("input", onInput, true);
-  document.addEventListener("focusout", onFocusOut, true);
-  document.addEventListener("visibilitychange", onVisibility);
-  window.addEventListener("pagehide", commit);
-  window.addEventListener("beforeunload", commit);
+  const listeners = [
+    [document, "keydown", onKey, true],
+    [document, "input", onInput, true],
+    [document, "focusout", onFocusOut, true],
+    [document, "visibilitychange", onVisibility, false],
+    [window, "pagehide", commit, false],
+    [window, "beforeunload", commit, false],
+  ];
+  for (const [target, type, handler, capture] of listeners) target.addEventListener(type, handler, capture);
   model.on("msg:custom", onCustom);
   model.on("change:help_rows", fillOverlay);
+  model.on("change:ended", showEnded);
+  showEnded();
   el.dataset.ready = "1";
 
   return () => {
     commit();
     clearInterval(heartbeat);
-    document.removeEventListener("keydown", onKey, true);
-    document.removeEventListener("input", onInput, true);
-    document.removeEventListener("focusout", onFocusOut, true);
-    document.removeEventListener("visibilitychange", onVisibility);
-    window.removeEventListener("pagehide", commit);
-    window.removeEventListener("beforeunload", commit);
+    for (const [target, type, handler, capture] of listeners) target.removeEventListener(type, handler, capture);
     model.off("msg:custom", onCustom);
     model.off("change:help_rows", fillOverlay);
+    model.off("change:ended", showEnded);
     overlay.remove();
     banner.remove();
   };

@@ -13,6 +13,10 @@ Guarantees:
 - **A dead kernel is said, not hidden**: the page pings the kernel every :data:`PING_SECONDS`; with no
   answer for :data:`OFFLINE_SECONDS` it shows "Connection lost — your decisions up to 12:03:41 are
   saved; reload the page." and disables every control.
+- **A tab replaced by a newer one says so**: when :attr:`KeyBridge.ended` is set (the server opened
+  the reviewer's dashboard in another tab and is about to shut this kernel down, see
+  :func:`~cmrqc_widgets.widgets.kernel.hand_over`), the page shows that sentence instead, disables
+  every control for good and stops the heartbeat.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class KeyBridge(anywidget.AnyWidget):
     """Shortcut keys (``KeyboardEvent.key``, letters lower-case) the page forwards."""
     ping_ms = traitlets.Int(int(PING_SECONDS * 1000)).tag(sync=True)
     offline_ms = traitlets.Int(int(OFFLINE_SECONDS * 1000)).tag(sync=True)
+    ended = traitlets.Unicode("").tag(sync=True)
+    """Set once when this screen's session ended (another tab took over): shown, controls disabled."""
 
     def __init__(
         self,

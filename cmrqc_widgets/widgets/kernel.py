@@ -3,15 +3,58 @@
 Widgets and traits are not thread-safe: a worker thread (prefetch, triage) must never touch them.
 :func:`kernel_scheduler` gives such a thread a way to run a function on the kernel's own event loop,
 between two messages of the browser.
+
+Also the kernel's side of "one live dashboard per reviewer": every review screen registers itself
+(:func:`register_screen`); when the reviewer opens the dashboard in another tab, the server
+(:class:`~cmrqc_widgets.serve.kernels.ClosingKernelManager`) runs :func:`hand_over` in the older
+tab's kernel — server-side code, never from the browser — then shuts that kernel down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import weakref
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["kernel_scheduler", "quiet_shutdown"]
+__all__ = ["REPLACED", "hand_over", "kernel_scheduler", "quiet_shutdown", "register_screen"]
+
+REPLACED = (
+    "This review continues in another tab: your decisions here are saved; close this tab "
+    "or reload it to continue here."
+)
+"""What an older tab shows once a newer tab of the same reviewer took over."""
+
+_screens: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_screen(screen: Any) -> None:
+    """Let :func:`hand_over` reach ``screen`` (a review screen with ``state`` and ``hotkeys``)."""
+    _screens.add(screen)
+
+
+def hand_over(message: str = REPLACED) -> int:
+    """End every review screen of this kernel: save what is pending, then show ``message``.
+
+    Each screen's typed comment and its dataset are saved first; then its page shows ``message``
+    in place of the controls (:attr:`~cmrqc_widgets.widgets.hotkeys.KeyBridge.ended`). Returns the
+    number of screens told.
+    """
+    told = 0
+    for screen in list(_screens):
+        state = getattr(screen, "state", None)
+        if state is not None:
+            with contextlib.suppress(Exception):
+                state.commit_comment()
+            with contextlib.suppress(Exception):
+                if state.dataset_obj is not None:
+                    state.dataset_obj.flush()
+        with contextlib.suppress(Exception):
+            screen.hotkeys.ended = message
+            told += 1
+    return told
 
 
 def kernel_scheduler() -> Callable[[Callable[[], None], float], None] | None:

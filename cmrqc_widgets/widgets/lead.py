@@ -188,9 +188,13 @@ class LeadWidget(VBox):
             self.side_by_side.value = side_by_side(self.state.current)
 
     def write_report(self) -> None:
-        """Write the report CSV and HTML summary in the lead's folder and offer them for download."""
+        """Write the report CSV and the summary (HTML, PDF) in the lead's folder; offer them for download."""
         report = self.state.write_report()
-        links = ((report.csv_path, "text/csv"), (report.html_path, "text/html"))
+        links = (
+            (report.csv_path, "text/csv"),
+            (report.html_path, "text/html"),
+            (report.pdf_path, "application/pdf"),
+        )
         parts = [data_link(f.read_bytes(), f.name, kind, f.name) for f, kind in links]
         self.report_links.value = " ".join(parts)
 

@@ -33,10 +33,11 @@ __all__ = ["LeadState", "Report"]
 
 @dataclass(frozen=True)
 class Report:
-    """What :meth:`LeadState.write_report` wrote: CSV, HTML summary, row count, metrics' source."""
+    """What :meth:`LeadState.write_report` wrote: CSV, HTML and PDF summary, row count, metrics' source."""
 
     csv_path: Path
     html_path: Path
+    pdf_path: Path
     rows: int
     metrics_source: str
 
@@ -163,8 +164,8 @@ class LeadState(HasTraits):
     # -- the report and assignment
 
     def write_report(self) -> Report:
-        """Write ``<stem>.report.csv`` and ``<stem>.summary.html`` into the lead's folder."""
-        from ..qc.report_html import summary_html
+        """Write ``<stem>.report.csv`` and ``<stem>.summary.html`` / ``.pdf`` into the lead's folder."""
+        from ..qc.report_html import summary_html, summary_pdf
         from ..qc.study_report import load_metrics, report_rows, write_report_csv
 
         status = self.refresh()
@@ -178,8 +179,9 @@ class LeadState(HasTraits):
         csv_path, html_path = folder / f"{stem}.report.csv", folder / f"{stem}.summary.html"
         write_report_csv(rows, status.reviewers, csv_path)
         summary_html(rows, status, html_path, metrics_source=source)
+        pdf_path = summary_pdf(rows, status, html_path.with_suffix(".pdf"), metrics_source=source)
         self.notice = f"Report of {len(rows)} rows written to {csv_path} (measurements: {source})."
-        return Report(csv_path, html_path, len(rows), source)
+        return Report(csv_path, html_path, pdf_path, len(rows), source)
 
     def own_datasets(self) -> list[str]:
         """The lead's own dataset files (what can be assigned)."""

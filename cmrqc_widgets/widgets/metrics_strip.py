@@ -84,8 +84,8 @@ class MetricsStrip(HBox):
     html : ipywidgets.HTML
         The current patient's figures and failed checks (failed ones in red).
     jumps : ipywidgets.HBox
-        One button per failed check that names a slice ("ES slice 5"): a click shows that phase
-        and slice (through ``go_to(phase, slice)``).
+        One button per failed check that names a slice ("ES slice 5", its tooltip naming the
+        checks failing there): a click shows that phase and slice (through ``go_to(phase, slice)``).
     status : ipywidgets.HTML
         "computing suspicion… n/N" until the whole dataset is measured.
     n_renders : int
@@ -104,6 +104,7 @@ class MetricsStrip(HBox):
         self._triage = triage
         self._go_to = go_to
         self._targets: tuple = ()
+        self._tips: tuple[str, ...] = ()
         # A fixed set of buttons, reused for every patient, so no widget piles up.
         self._pool = [self._jump_button(i) for i in range(MAX_JUMPS if go_to is not None else 0)]
         self.html = HTML("", layout=Layout(flex="1 1 auto"))
@@ -132,11 +133,12 @@ class MetricsStrip(HBox):
             self.html.value = value
             self.n_renders += 1
         targets = _targets(summary)[:MAX_JUMPS] if self._go_to is not None else ()
-        if targets != self._targets:
-            self._targets = targets
-            for button, (phase, k) in zip(self._pool, targets, strict=False):
+        tips = tuple(_tooltip(summary, phase, k) for phase, k in targets)
+        if (targets, tips) != (self._targets, self._tips):
+            self._targets, self._tips = targets, tips
+            for button, (phase, k), tip in zip(self._pool, targets, tips, strict=False):
                 button.description = f"{phase} slice {k + 1}"
-                button.tooltip = f"Show {phase}, slice {k + 1}, where a check failed"
+                button.tooltip = tip
             self.jumps.children = self._pool[: len(targets)]
 
     def _jump_button(self, i: int) -> Button:
@@ -162,3 +164,10 @@ def _targets(summary: CaseSummary | None) -> tuple[tuple[str, int], ...]:
     if summary is None:
         return ()
     return tuple(dict.fromkeys((p, k) for p, k in summary.where if p is not None and k is not None))
+
+
+def _tooltip(summary: CaseSummary | None, phase: str, k: int) -> str:
+    """What a slice button says on hover: the slice and the checks that fail on it."""
+    pairs = zip(summary.failed, summary.where, strict=False) if summary is not None else ()
+    checks = [m for m, where in pairs if where == (phase, k)]
+    return f"Show {phase}, slice {k + 1}, where it fails: " + "; ".join(checks)

@@ -51,7 +51,7 @@ from .dicom_upload import DicomUpload
 from .header import ScreenHeader
 from .history import HistoryPanel
 from .hotkeys import KeyBridge
-from .kernel import kernel_scheduler
+from .kernel import kernel_scheduler, register_screen
 from .log_panel import LogPanel
 from .metrics_strip import MetricsStrip
 from .panels import DecisionBar, NavigationPanel
@@ -169,6 +169,7 @@ class ReviewWidget(VBox):
             keys=keymap.forwarded_keys(),
         )
         dlink((st, "saved_at"), (self.hotkeys, "saved_at"))
+        register_screen(self)  # a newer tab of this reviewer ends this one with a sentence (kernel.py)
         self.header = ScreenHeader(st, self.navigation.moves, self.hotkeys.show_keys, guard=guard)
         self.banner = self.header.error_line
         st.observe(guard(self._show_case_key), ["patient", "phase"])

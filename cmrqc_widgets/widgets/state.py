@@ -29,6 +29,7 @@ from typing import Any
 
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
+from ..cases.roots import PatientFolderError, image_roots, patient_folder
 from ..errors import CmrqcError, DatasetError, InvalidNameError
 from ..names import PHASES, check_phase
 from .current import MIN_CACHE_MB, CurrentCase
@@ -112,6 +113,7 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             cache = CaseCache(max_mb=min(MIN_CACHE_MB, cache_mb))
             self._cache_limit = cache_mb * 1e6  # grown to CASES_KEPT cases as they load
         self.store = store
+        self.image_roots = image_roots(store.root)  # resolved once: data root + $CMRQC_IMAGE_ROOTS
         self.cache = cache
         self.layout = layout
         self.remember = remember
@@ -268,7 +270,7 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             self._dataset_error = error
             self._shown = None
             dataset_path = self.dataset_obj.path if self.dataset_obj is not None else None
-            self.triage.start(patients, self.patient_dir, dataset_path)
+            self.triage.start(patients, self.allowed_dir, dataset_path)
             with self.hold_trait_notifications():  # observers see patients and queue agree
                 self.patients = patients
                 self._reset_counts()
@@ -300,9 +302,19 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
     # ------------------------------------------------------------------------------------------
     # loading the current case
     def patient_dir(self, key: str | None = None) -> Path:
-        """Folder of patient ``key`` (default the current); relative keys are under the data root."""
-        path = Path(key if key is not None else self.patient).expanduser()
-        return path if path.is_absolute() else Path(self.store.root) / path
+        """Folder of patient ``key`` (default the current); relative keys are under the data root.
+
+        Raises :class:`~cmrqc_widgets.cases.roots.PatientFolderError` (one sentence) for a key
+        with ``..`` or a folder resolving outside the data root and ``$CMRQC_IMAGE_ROOTS``.
+        """
+        return patient_folder(key if key is not None else self.patient, self.image_roots)
+
+    def allowed_dir(self, key: str | None = None) -> Path | None:
+        """:meth:`patient_dir`, or None for a refused key (background work skips it)."""
+        try:
+            return self.patient_dir(key)
+        except PatientFolderError:
+            return None
 
     def _show_current(self, *, reset_slice: bool) -> None:
         key = (self.dataset_obj, self.patients[self.patient_index] if self.patients else "", self.phase)
@@ -322,7 +334,7 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
             self._arrived = time.monotonic()
             self.notice = ""
             if reset_slice or self.triage.current_patient != self.patient:
-                self.triage.show(self.patient, self.patient_dir() if self.patient else None)
+                self.triage.show(self.patient, self.allowed_dir() if self.patient else None)
         self._prefetch()
         if self.remember and self.dataset_obj is not None and self.dataset:
             remember(self.store.folder, self.dataset, self.patient)
@@ -331,18 +343,20 @@ class ReviewState(CurrentCase, DecisionState, NavigationState, QueueState, ViewS
         if not self.patient:
             return
         try:
-            here, other = self.patient_dir(), next(p for p in PHASES if p != self.phase)
-            reads: list[tuple[Path, tuple[str, ...]]] = [(here, (other,))]
+            here, other = self.allowed_dir(), next(p for p in PHASES if p != self.phase)
+            reads: list[tuple[Path, tuple[str, ...]]] = [(here, (other,))] if here else []
             items = []
             for direction in (+1, -1):
                 i = self._neighbour(direction)
-                if i is not None and i != self.patient_index:
-                    folder = self.patient_dir(self.patients[i])
+                near = i is not None and i != self.patient_index
+                folder = self.allowed_dir(self.patients[i]) if near else None
+                if folder is not None:  # a refused neighbour is never read, not even ahead
                     reads.append((folder, PHASES))
                     items.append((folder, self.phase))
                     items.append((folder, other))
             # The next patient in this phase is the likeliest next view; the other phase here next.
-            items.insert(1 if items else 0, (here, other))
+            if here is not None:
+                items.insert(1 if items else 0, (here, other))
             self.prefetcher.schedule(dict.fromkeys(items), self.layout, reads=dict.fromkeys(reads))
         except Exception:  # prefetching is an optimisation; never break navigation
             log.exception("Prefetch failed")

@@ -131,9 +131,12 @@ class Triage(HasTraits):
     # ------------------------------------------------------------------------------------------
     # what the state calls
     def start(
-        self, keys: Sequence[str], patient_dir: Callable[[str], Path], dataset_path: Path | None
+        self, keys: Sequence[str], patient_dir: Callable[[str], Path | None], dataset_path: Path | None
     ) -> None:
-        """Begin the dataset-wide suspicion of a newly opened dataset (replacing any other)."""
+        """Begin the dataset-wide suspicion of a newly opened dataset (replacing any other).
+
+        ``patient_dir(key)`` is None for a patient whose folder is refused: it is never measured.
+        """
         self._generation += 1
         self._keys = list(keys)
         self._key_set = set(self._keys)
@@ -371,7 +374,11 @@ class Triage(HasTraits):
         return not self._closed and generation == self._generation
 
     def _scan_steps(
-        self, generation: int, keys: list[str], patient_dir: Callable[[str], Path], csv_path: Path | None
+        self,
+        generation: int,
+        keys: list[str],
+        patient_dir: Callable[[str], Path | None],
+        csv_path: Path | None,
     ) -> Iterator[None]:
         """One step per patient (the worker interleaves requests of the strip between steps)."""
         found: set[str] = set()
@@ -386,7 +393,8 @@ class Triage(HasTraits):
                 table = {}
             items = []
             for key in keys:
-                rows = table.get(key) or table.get(str(patient_dir(key)))
+                folder = patient_dir(key)
+                rows = (table.get(key) or table.get(str(folder))) if folder is not None else None
                 if rows and key not in self._known:
                     items.append((key, CaseSummary.from_rows(rows)))
                     found.add(key)
@@ -403,7 +411,8 @@ class Triage(HasTraits):
                 if not self._priority:
                     break
                 yield  # the strip's patient first
-            if key not in self._known:
-                self._post(generation, [(key, self._measure(key, patient_dir(key)))])
+            folder = patient_dir(key)
+            if key not in self._known and folder is not None:
+                self._post(generation, [(key, self._measure(key, folder))])
             yield
         self._post(generation, [], last=True)

@@ -325,6 +325,17 @@ def test_jupyter_paths_are_refused(hub_server, alice_page):
     assert all(status in (403, 404) for status in answers.values()), answers
 
 
+def test_dashboard_files_come_compressed_and_cached(hub_server, alice_page):
+    """Through the hub too, JavaScript comes gzipped and files named by their hash are cached a year."""
+    config = alice_page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent)")
+    extension = next(e for e in config["federated_extensions"] if e["name"] == "anywidget")
+    asset = f"{hub_server.url}/user/alice/voila/labextensions/anywidget/{extension['load']}?v=1"
+    response = alice_page.request.get(asset, headers={"Accept-Encoding": "gzip"})
+    assert response.status == 200
+    assert response.headers.get("content-encoding") == "gzip", response.headers
+    assert "immutable" in response.headers.get("cache-control", ""), response.headers
+
+
 def test_bobs_files_are_never_readable_through_alices_session(hub_server, alice_page):
     """Nothing alice can ask her server for returns bob's dataset, by any path."""
     bob_file = hub_server.datasets["bob"]

@@ -138,6 +138,54 @@ def test_reload_gets_a_working_page_and_frees_the_old_kernel(served, new_page):
     wait_for(lambda: "patient 2 of" in patient_label(page), what="next patient by key")
 
 
+def test_a_second_tab_takes_over_and_the_first_says_so(served, new_page, shot):
+    """Tab 2 of one reviewer: tab 1 says "continues in another tab", its kernel ends, tab 2 works."""
+    url, server = served
+    first = new_page()
+    first_id = open_ready(first, url)
+    first_proc = kernels(server)[first_id]
+    first.get_by_role("button", name=re.compile(r"Reject \(")).first.hover()
+    second = new_page()
+    second_id = open_ready(second, url)
+    banner = first.locator(".cmrqc-offline-banner")
+    wait_for(
+        lambda: banner.is_visible() and "continues in another tab" in banner.inner_text(),
+        timeout_s=60,
+        what="the first tab's message",
+    )
+    shot(first, "replaced-tab")
+    seconds = gone_within(first_proc, 30)
+    print(f"\n[lifetime] first tab's kernel gone {seconds} s after its message (measured under load)")
+    assert seconds is not None, "the first tab's kernel is still running"
+    assert first.get_by_role("button", name=re.compile(r"Reject \(")).first.is_disabled()
+    running = kernels(server)
+    assert first_id not in running and second_id in running
+    pages = [k for k in running if k != second_id]
+    assert len(pages) <= 1, f"besides tab 2 only the preheated spare may run: {pages}"
+    assert "continues in another tab" in banner.inner_text()  # never turned into "connection lost"
+    decision_button(second, "accept").hover()
+    second.keyboard.press("ArrowDown")  # the second tab is the live one
+    wait_for(lambda: "patient 2 of" in patient_label(second), what="next patient in tab 2")
+
+
+def test_a_dead_spare_is_never_handed_to_the_next_page(served, new_page):
+    """The preheated spare's process is killed: the next page still gets a working dashboard."""
+    url, server = served
+    time.sleep(GRACE_S + 2)  # the kernels of earlier pages are gone
+    server.wait_until_idle(timeout=90)
+    spares = kernels(server)
+    assert spares, "no preheated spare to kill"
+    for proc in spares.values():
+        proc.kill()
+    page = new_page()
+    kernel_id = open_ready(page, url)
+    assert kernel_id not in spares
+    before = patient_label(page)
+    decision_button(page, "accept").hover()
+    page.keyboard.press("ArrowDown")  # the page's kernel answers
+    wait_for(lambda: patient_label(page) != before, what="the next patient on the new page")
+
+
 def test_a_request_that_never_connects_leaves_no_kernel(served):
     """``curl /`` gets the page, and the kernel it was served by ends once the page never connects."""
     url, server = served
