@@ -66,7 +66,7 @@ def test_a_reviewers_server_serves_the_review_notebook_only(tmp_path, started):
     asyncio.run(spawner.start())
     command, env = started[0]
     assert served(command) == find_notebook()
-    assert not any("classic_tree" in arg for arg in command)
+    assert not any("classic_tree" in arg or "one_tab=False" in arg for arg in command)
     assert "CMRQC_LEAD" not in env  # not even the hub's own value
     scratch = spawner.scratch
     assert stat.S_IMODE(scratch.stat().st_mode) == 0o700 and not (scratch / "notebooks").exists()
@@ -88,6 +88,7 @@ def test_a_leads_server_lists_exactly_the_two_notebooks(tmp_path, started):
     for name in ("lead.ipynb", "review.ipynb"):
         assert (folder / name).read_bytes() == find_notebook(name=name).read_bytes()
     assert "--VoilaConfiguration.classic_tree=True" in command
+    assert command[-1] == "--ClosingKernelManager.one_tab=False"  # after voila.json's flags: it wins
     assert "--VoilaConfiguration.file_allowlist=[]" in command
     assert env["CMRQC_LEAD"] == "lee"
     # After a hub restart, the spawner restored from the database still knows what to remove.

@@ -232,7 +232,13 @@ def reviewer_command(
                 value = False
             items = value if isinstance(value, list) else [value]
             argv.extend(f"--{section}.{name}={_flag_value(item)}" for item in items)
+    if notebook.is_dir():
+        # A lead keeps the lead's view and their own review dashboard open side by side: the
+        # one-tab rule (a newer page replaces an older one) is for one dashboard, not two notebooks.
+        argv.append("--ClosingKernelManager.one_tab=False")
     return argv
+
+
 def first_free_port(ip: str, port: int, tries: int = 50) -> int:
     """``port`` if nothing listens on it at ``ip``, else the next free one (at most ``tries`` on).
 
