@@ -137,7 +137,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
     # The report: every row matches the files on disk.
     lead.get_by_role("button", name="Write report").click()
     report = QCStore(study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 2, 240, "report")
+    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 3, 240, "report")
     rows = read_report_csv(report)
     files = {u: read_dataset_file(QCStore(study, u).path("study.json")) for u in TEAM}
     final = read_dataset_file(QCStore(study, "lee").path("study.consensus.json"))
@@ -309,7 +309,7 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
                  what=f"{name} recorded")  # fmt: skip
     lee.get_by_role("button", name="Write report").click()
     report = QCStore(hub_study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 2, 240, "the report")
+    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 3, 240, "the report")
     rows = read_report_csv(report)
     check_report(hub_study, rows, patients)
     assert sum(r["consensus_source"] == "lead" for r in rows) == 2
