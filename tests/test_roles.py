@@ -58,3 +58,36 @@ def test_reviewers_of_a_dataset_are_those_with_the_file(tmp_path):
     for name in ("alice", "bob"):
         (tmp_path / "users" / name / "study.json").write_text("{}")
     assert reviewers_of(tmp_path, "study.json") == ["alice", "bob"]
+
+
+def test_the_hubs_word_makes_a_lead_only_for_that_user(tmp_path, monkeypatch):
+    """CMRQC_LEAD (set by the hub's spawner) opens the lead's view for that user only, users.json unread."""
+    from cmrqc_widgets.qc import roles
+    from cmrqc_widgets.widgets.lead_state import LeadState
+
+    add_user(tmp_path, "ann", "team-pass-12345")
+    monkeypatch.setenv("CMRQC_LEAD", "lee")
+    monkeypatch.setattr(roles, "read_groups", lambda root=None: pytest.fail("users.json was read"))
+    assert roles.lead_by_hub("lee") and not roles.lead_by_hub("ann") and not roles.lead_by_hub("")
+    assert LeadState(tmp_path, user="lee").allowed
+    monkeypatch.delenv("CMRQC_LEAD")
+    monkeypatch.setattr(roles, "read_groups", lambda root=None: {})
+    assert not roles.lead_by_hub("lee")
+
+
+def test_team_members_from_the_folders_when_users_json_is_closed(tmp_path, monkeypatch):
+    """A lead's server that may not read users.json (production) lists the team from users/."""
+    from cmrqc_widgets.qc import roles
+
+    add_user(tmp_path, "ann", "team-pass-12345")
+    add_user(tmp_path, "ben", "team-pass-12345")
+
+    def closed(root):
+        raise AuthError(f"Credentials file {root / 'users.json'} cannot be read (Permission denied).")
+
+    monkeypatch.setattr(roles, "_users_json", closed)
+    monkeypatch.setattr(roles.os, "access", lambda path, mode: False)
+    assert team_members(tmp_path) == ["ann", "ben"]
+    monkeypatch.setattr(roles.os, "access", lambda path, mode: True)  # readable but broken: say so
+    with pytest.raises(AuthError, match="cannot be read"):
+        team_members(tmp_path)

@@ -309,6 +309,7 @@ def test_spawner_refuses_root(monkeypatch):
     assert started == []
     monkeypatch.setattr(spawner_module.os, "geteuid", lambda: 1000)
     asyncio.run(trial.start())
+    trial._remove_scratch()  # the stub started nothing; its scratch folder goes
     assert started and "--Voila.base_url=/user/alice/" in started[0]
     # Production: the reviewer's system account decides; the account "root" is uid 0.
     with pytest.raises(CmrqcError, match="would run as root"):

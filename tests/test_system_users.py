@@ -1,13 +1,14 @@
 """Production set-up (a), real system users: the admin commands give each reviewer a private folder.
 
-Runs as root (CI does): creates two system users, prepares their folders with the documented
-commands, and checks with ``runuser`` what each account can and cannot touch. The full hub with
-``LocalProcessSpawner`` is not run here: on these machines Python lives under ``/root`` (0700),
-which no other account can execute, so the reviewers' checks use Debian's ``/usr/bin/python3``.
+Runs as root (CI does): creates system users, prepares their folders with the documented commands,
+and checks with ``runuser`` what each account can and cannot touch; the accounts' checks use Debian's
+``/usr/bin/python3`` (the tests' own Python may live under ``/root``, which they cannot run). The full
+hub with these accounts, in Chromium, is ``tests/browser/test_hub_system_users.py``.
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import stat
@@ -26,10 +27,10 @@ pytestmark = pytest.mark.skipif(
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def cmrqc(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def cmrqc(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the `cmrqc` command as root, the admin."""
     argv = [sys.executable, "-m", "cmrqc_widgets.cli", *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300, env=env)
 
 
 def as_user(user: str, code: str) -> subprocess.CompletedProcess:
@@ -110,3 +111,67 @@ def test_user_add_system_refuses_a_missing_account(tmp_path):
     run = cmrqc("user", "add", "nosuchreviewer", "--system", "--root", root, stdin="horse-7-correct\n")
     assert run.returncode != 0
     assert "There is no system user 'nosuchreviewer'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_user_add_lead_system_opens_every_folder_to_the_leads_group_read_only(reviewers, tmp_path_factory):
+    """`user add --lead --system` makes the group; the lead reads (never writes) every reviewer's files."""
+    alice, bob = reviewers
+    lead, group = f"cql{os.getpid()}", f"cqleads{os.getpid()}"
+    subprocess.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", lead], check=True)
+    root = Path(tempfile.mkdtemp(prefix="cmrqc-leads-", dir="/tmp"))
+    env = {**os.environ, "CMRQC_LEADS_GROUP": group}  # the test's own group, not the machine's
+    try:
+        os.chmod(root, 0o755)
+        for name in reviewers:  # reviewers added before there is a lead ...
+            assert cmrqc("demo", "--root", str(root), "--user", name, env=env).returncode == 0
+            assert cmrqc("user", "add", name, "--system", "--root", str(root), stdin="correct-horse-77\n",
+                         env=env).returncode == 0  # fmt: skip
+        assert stat.S_IMODE((root / "users" / alice).stat().st_mode) == 0o700
+        run = cmrqc(
+            "user", "add", lead, "--lead", "--system", "--root", str(root), stdin="lantern-owl-91\n", env=env
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"is in the system group {group}" in run.stdout
+        gid = grp.getgrnam(group).gr_gid
+        assert lead in grp.getgrnam(group).gr_mem
+        users = root / "users"
+        assert (users.stat().st_uid, users.stat().st_gid, stat.S_IMODE(users.stat().st_mode)) == (
+            0,
+            gid,
+            0o751,
+        )
+        for name in (alice, bob, lead):  # ... and the lead's own folder: the group's, read-only
+            folder = users / name
+            assert folder.stat().st_gid == gid and stat.S_IMODE(folder.stat().st_mode) == 0o2750
+            for path in folder.iterdir():
+                assert path.stat().st_gid == gid and stat.S_IMODE(path.stat().st_mode) == 0o640, path
+        # A file alice's server creates later is the group's too (setgid folder), with the mode the
+        # store gives a new file in a group-readable folder.
+        from cmrqc_widgets.store.files import new_file_mode
+
+        later = users / alice / "later.json"
+        mode = new_file_mode(later.parent)
+        create = f"import os; os.close(os.open({str(later)!r}, os.O_CREAT | os.O_WRONLY, {mode}))"
+        made = as_user(alice, create)
+        assert made.returncode == 0, made.stderr
+        assert later.stat().st_gid == gid and stat.S_IMODE(later.stat().st_mode) & 0o077 == 0o040
+
+        dataset = users / alice / "demo.json"
+        assert (
+            as_user(lead, f"open({str(dataset)!r}).read(); import os; os.listdir({str(users)!r})").returncode
+            == 0
+        )
+        for code in (f"open({str(dataset)!r}, 'a')", f"open({str(root / 'users.json')!r}).read()"):
+            refused = as_user(lead, code)
+            assert refused.returncode != 0 and "PermissionError" in refused.stderr, code
+        # A reviewer still reaches nothing of another's, nor lists the team.
+        for code in (
+            f"open({str(users / bob / 'demo.json')!r}).read()",
+            f"import os; os.listdir({str(users)!r})",
+        ):
+            refused = as_user(alice, code)
+            assert refused.returncode != 0 and "PermissionError" in refused.stderr, code
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["userdel", lead], check=False)
+        subprocess.run(["groupdel", group], check=False, capture_output=True)

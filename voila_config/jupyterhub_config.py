@@ -70,7 +70,8 @@ c.JupyterHub.cookie_max_age_days = 3
 
 # A reviewer's server is the standalone Voilà dashboard behind jupyter-standaloneproxy (see
 # cmrqc_widgets.serve.spawner): widgets only, no code from the browser, no Jupyter API, never root.
-# After login the hub sends a reviewer to /user/<name>/, which is the dashboard.
+# After login the hub sends a reviewer to /user/<name>/, which is the dashboard; a member of the
+# leads group of users.json finds there the list of lead.ipynb and review.ipynb instead.
 c.Spawner.environment = {
     "CMRQC_ROOT": str(root),  # JUPYTERHUB_USER, the reviewer, is set by the hub itself
     # The offline `cmrqc` template and voila.json.

@@ -310,7 +310,7 @@ def cmd_dataset_create(args: argparse.Namespace) -> int:
     print(created_line(dataset.path, cases, store.root))
     if _is_system_reviewer(store.user):
         # Production (system users): root created the file; the reviewer's server must write it.
-        from ..serve.auth import give_to_system_user
+        from ..serve.accounts import give_to_system_user
 
         give_to_system_user(store.root, store.user)
         print(f"{dataset.path} belongs to the system user {store.user}.")
@@ -357,10 +357,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     role = "Lead" if args.lead else "Reviewer"
     print(f"{role} {name} saved in {resolve_root(args.root) / 'users.json'}.")
     if getattr(args, "system", False):
-        from ..serve.auth import give_to_system_user
+        from ..serve.accounts import set_up_system_user
 
-        folder = give_to_system_user(args.root, name)
-        print(f"{folder} now belongs to the system user {name} (0700, files 0600).")
+        print(set_up_system_user(args.root, name, lead=args.lead))
     return 0
 
 

@@ -6,7 +6,9 @@ before and mean "no leads"::
 
     {"alice": "scrypt$...", "bob": "scrypt$...", "#groups": {"leads": ["carol"]}}
 
-These answers come from files on the server, never from a value a browser could set.
+These answers come from files on the server, never from a value a browser could set. Behind
+JupyterHub the hub (which reads ``users.json``) also tells a lead's server in its environment
+(``CMRQC_LEAD``, see :func:`lead_by_hub`): in production ``users.json`` is root's alone.
 :mod:`cmrqc_widgets.serve.auth` writes the group (``cmrqc user add carol --lead``).
 """
 
@@ -19,13 +21,25 @@ from pathlib import Path
 from ..errors import AuthError, InvalidNameError
 from ..names import check_dataset_name, check_username, resolve_root, user_folder
 
-__all__ = ["GROUPS_KEY", "LEADS", "is_lead", "read_groups", "reviewers_of", "team_members"]
+__all__ = [
+    "GROUPS_KEY",
+    "LEADS",
+    "LEAD_ENV",
+    "is_lead",
+    "lead_by_hub",
+    "read_groups",
+    "reviewers_of",
+    "team_members",
+]
 
 GROUPS_KEY = "#groups"
 """Key of the groups entry in ``users.json``."""
 
 LEADS = "leads"
 """Name of the group whose members may open the lead's view."""
+
+LEAD_ENV = "CMRQC_LEAD"
+"""Environment variable the hub's spawner sets to the lead's name in a lead's server."""
 
 
 def _users_json(root: Path) -> dict | None:
@@ -59,10 +73,28 @@ def is_lead(root: str | os.PathLike[str] | None, user: str) -> bool:
     return user in read_groups(root).get(LEADS, [])
 
 
+def lead_by_hub(user: str) -> bool:
+    """Whether the hub said ``user`` is a lead when it started this server (``CMRQC_LEAD``).
+
+    The spawner sets it from ``users.json`` (see :mod:`cmrqc_widgets.serve.spawner`); a browser
+    cannot change a server's environment.
+    """
+    return bool(user) and os.environ.get(LEAD_ENV) == user
+
+
 def team_members(root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Reviewers known to the data root: ``users.json``'s names, else the folders under ``users/``."""
+    """Reviewers known to the data root: ``users.json``'s names, else the folders under ``users/``.
+
+    The folders are also the answer when ``users.json`` exists but may not be read (production (a):
+    root's alone, and a lead's server runs as the lead).
+    """
     root = resolve_root(root)
-    data = _users_json(root)
+    try:
+        data = _users_json(root)
+    except AuthError:
+        if os.access(root / "users.json", os.R_OK):
+            raise
+        data = None
     if data is not None:
         return sorted(name for name in data if name != GROUPS_KEY)
     try:

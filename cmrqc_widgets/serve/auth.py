@@ -41,7 +41,6 @@ __all__ = [
     "USERS_FILE",
     "add_user",
     "check_login",
-    "give_to_system_user",
     "hash_password",
     "is_hashed",
     "leads",
@@ -258,43 +257,6 @@ def _make_user_folder(root: Path, name: str) -> Path:
         folder.mkdir(mode=0o700)
         # mkdir's mode is filtered by the umask; make sure it really is private.
         os.chmod(folder, 0o700)
-    return folder
-
-
-def give_to_system_user(root: str | os.PathLike[str] | None, name: str) -> Path:
-    """Make ``<root>/users/<name>/`` and everything in it belong to the system user ``name`` (production).
-
-    The folder becomes 0700 and its files 0600, owned by the reviewer, so the reviewer's server
-    (running as them) can lock and write their datasets and no other reviewer can read them. The
-    data root and ``users/`` become traversable (not listable) by others, so each reviewer can
-    reach their own folder. Run as root, after ``useradd NAME``. Returns the folder.
-
-    Raises
-    ------
-    AuthError
-        If there is no system user ``name``, it is root, or this process may not change owners.
-    """
-    import pwd
-
-    check_username(name)
-    try:
-        account = pwd.getpwnam(name)
-    except KeyError:
-        raise AuthError(f"There is no system user {name!r}; create it first: useradd {name}.") from None
-    if account.pw_uid == 0:
-        raise AuthError(f"System user {name!r} is root; a reviewer must be an ordinary account.")
-    root_path = resolve_root(root)
-    folder = _make_user_folder(root_path, name)
-    try:
-        for path in [folder, *folder.rglob("*")]:
-            if path.is_symlink():
-                continue  # never follow a link out of the folder
-            os.chown(path, account.pw_uid, account.pw_gid)
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
-        for parent in (root_path, folder.parent):
-            os.chmod(parent, (parent.stat().st_mode & 0o7777) | 0o711)
-    except PermissionError:
-        raise AuthError(f"Only root can give {folder} to {name!r}; run this command as root.") from None
     return folder
 
 

@@ -198,6 +198,9 @@ def reviewer_command(
     ----------
     prefix
         The server's URL prefix, ``/user/<name>/``; Voilà writes it into every link of the page.
+    notebook
+        The notebook served (default ``review.ipynb``), or a folder of notebooks: Voilà then lists
+        them at the prefix and renders each at ``voila/render/<name>``.
     """
     proxy = Path(python).parent / "jupyter-standaloneproxy"
     notebook = Path(notebook) if notebook is not None else find_notebook()
@@ -218,6 +221,10 @@ def reviewer_command(
         # /voila/files/ would serve pictures of the notebook's folder: nothing is needed from it.
         "--VoilaConfiguration.file_allowlist=[]",
     ]
+    if notebook.is_dir():
+        # A folder of notebooks (a lead's): the plain list of links, rendered on the server. The
+        # JupyterLab-style list asks a contents API that standalone Voilà does not serve.
+        argv.append("--VoilaConfiguration.classic_tree=True")
     for section, values in voila_settings(config_dir).items():
         for name, value in values.items():
             if section == "VoilaConfiguration" and name == "preheat_kernel":
@@ -225,7 +232,13 @@ def reviewer_command(
                 value = False
             items = value if isinstance(value, list) else [value]
             argv.extend(f"--{section}.{name}={_flag_value(item)}" for item in items)
+    if notebook.is_dir():
+        # A lead keeps the lead's view and their own review dashboard open side by side: the
+        # one-tab rule (a newer page replaces an older one) is for one dashboard, not two notebooks.
+        argv.append("--ClosingKernelManager.one_tab=False")
     return argv
+
+
 def first_free_port(ip: str, port: int, tries: int = 50) -> int:
     """``port`` if nothing listens on it at ``ip``, else the next free one (at most ``tries`` on).
 

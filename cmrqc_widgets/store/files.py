@@ -160,4 +160,6 @@ def hold(lock: FileLock) -> Iterator[None]:
 
 def lock_for(path: Path) -> FileLock:
     """The lock of file ``path``: ``<name>.lock`` beside it. Two objects or threads exclude each other."""
-    return FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT, poll_interval=0.002)
+    # The lock file's mode follows the folder's, like the data files (filelock's default is 0644).
+    lock = path.with_name(path.name + ".lock")
+    return FileLock(lock, timeout=LOCK_TIMEOUT, poll_interval=0.002, mode=new_file_mode(path.parent))

@@ -24,7 +24,7 @@ from ..errors import AuthError, CmrqcError
 from ..names import DECISIONS, resolve_root, resolve_user
 from ..qc.consensus import CONSENSUS_SUFFIX, adjudicate, open_consensus
 from ..qc.lead import QueueItem, TeamStatus, read_team
-from ..qc.roles import is_lead, team_members
+from ..qc.roles import is_lead, lead_by_hub, team_members
 from ..store import QCStore
 from ..store.snapshot import SnapshotCache
 
@@ -71,7 +71,7 @@ class LeadState(HasTraits):
         self._consensus: Any = None
         self._opened_at = 0.0
         try:
-            self.allowed = is_lead(self.root, self.user)
+            self.allowed = lead_by_hub(self.user) or is_lead(self.root, self.user)
         except AuthError as exc:
             self.allowed, self.error = False, str(exc)
             return

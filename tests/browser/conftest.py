@@ -316,7 +316,7 @@ def start_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Pa
 
     if shutil.which("configurable-http-proxy") is None:
         pytest.skip("configurable-http-proxy is not on PATH (npm install -g configurable-http-proxy)")
-    from cmrqc_widgets.serve.voila import hub_environment, shipped_dir
+    from cmrqc_widgets.serve.voila import hub_environment
 
     servers: list[Server] = []
 
@@ -326,7 +326,7 @@ def start_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Pa
         env = hub_environment(root, port=port, ip="127.0.0.1", state=state)
         env.update(CMRQC_HUB_API_PORT=str(free_port()), CMRQC_PROXY_API_PORT=str(free_port()))
         env.pop("JUPYTERHUB_USER", None)
-        config = shipped_dir("voila_config") / "jupyterhub_config.py"
+        config = hub_test_config(state, env)  # the shipped config; root may run servers in a test
         argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
         server = Server(f"jupyterhub-{root.name}", argv, env, cwd=state).start()
         servers.append(server)

@@ -4,9 +4,8 @@ Three reviewers decide, some disagreeing; the lead's page shows their progress a
 click, the lead adjudicates both disagreements there, and the report's rows match the files. Once
 with plain Voilà (`cmrqc serve` / `cmrqc serve --lead`; ann in her dashboard, ben and cat through the
 store API their dashboards use), once through the hub (`cmrqc hub`; every reviewer logs in and decides
-in their dashboard, the lead opens ``lead.ipynb`` on their own server; skipped since the issue-11 hub
-rework until leads' servers serve ``lead.ipynb``). Screenshots in
-``test-artifacts/<test>/``.
+in their dashboard; the lead's server lists ``lead.ipynb`` and ``review.ipynb``, the lead clicks the
+first; a reviewer's server answers 404 for the lead's notebook). Screenshots in ``test-artifacts/<test>/``.
 """
 
 from __future__ import annotations
@@ -138,7 +137,7 @@ def test_lead_sees_progress_and_kappa_adjudicates_and_reports(study, start_voila
     # The report: every row matches the files on disk.
     lead.get_by_role("button", name="Write report").click()
     report = QCStore(study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 2, 240, "report")
+    wait_for(lambda: report.exists() and lead.locator(".cmrqc-report-links a").count() == 3, 240, "report")
     rows = read_report_csv(report)
     files = {u: read_dataset_file(QCStore(study, u).path("study.json")) for u in TEAM}
     final = read_dataset_file(QCStore(study, "lee").path("study.consensus.json"))
@@ -181,13 +180,17 @@ def saved(root: Path, user: str, patient: str, phase: str = "ED") -> str | None:
     return read_snapshot(QCStore(root, user).path("study.json")).decisions[patient][phase].decision
 
 
-def log_in(page, hub_url: str, user: str) -> None:
-    """Log in to the hub as ``user`` and wait for their dashboard's decision buttons."""
+def log_in(page, hub_url: str, user: str, *, dashboard: bool = True) -> None:
+    """Log in to the hub as ``user``; wait for their dashboard's decision buttons (a lead's: their list)."""
     page.goto(f"{hub_url}/hub/login")
     page.fill("#username_input", user)
     page.fill("#password_input", "team-pass-12345")
     page.click("#login_submit", no_wait_after=True)
-    decision(page, "reject").wait_for(state="visible", timeout=LOAD_S * 1000)
+    if dashboard:
+        decision(page, "reject").wait_for(state="visible", timeout=LOAD_S * 1000)
+    else:
+        landing = re.compile(re.escape(f"{hub_url}/user/{user}/") + r"(\?.*)?$")
+        page.wait_for_url(landing, timeout=LOAD_S * 1000)
 
 
 def check_report(root: Path, rows: list[dict[str, str]], patients: list[str]) -> None:
@@ -229,10 +232,6 @@ def hub_study(tmp_path_factory):
     return root
 
 
-@pytest.mark.skip(
-    reason="since the issue-11 hub rework a user's server is standalone Voilà on review.ipynb only: "
-    "serving lead.ipynb to leads' servers is not wired yet (this passed against the previous hub)"
-)
 @pytest.mark.timeout(1800)  # four users' servers start one after another: 6 min idle, 15+ min under load
 def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, start_hub, new_page, shot):
     """Through JupyterHub: three reviewers decide in their dashboards, the lead follows and adjudicates."""
@@ -243,8 +242,16 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
     hub = start_hub(hub_study)
     patients = list(read_dataset_file(QCStore(hub_study, "ann").path("study.json")))
     lee = new_page()
-    log_in(lee, hub, "lee")
-    lee.goto(f"{hub}/user/lee/voila/render/lead.ipynb", wait_until="commit")
+    log_in(lee, hub, "lee", dashboard=False)
+    # The lead's server lists the two notebooks it serves, and nothing else.
+    links = lee.locator("a[href*='voila/render/']")
+    wait_for(lambda: links.count() == 2, LOAD_S, "the lead's list of notebooks")
+    assert sorted(links.all_inner_texts()) == ["lead.ipynb", "review.ipynb"], links.all_inner_texts()
+    shot(lee, "lead-landing", full_page=True)
+    with lee.expect_popup() as opened:  # Voilà's list opens a notebook in a new tab
+        lee.get_by_role("link", name="lead.ipynb").click()
+    lee = opened.value
+    lee.set_default_timeout(60_000)
     progress = lee.locator(".cmrqc-progress").first
     wait_for(
         lambda: progress.count() and "last active never" in progress.inner_text(), LOAD_S, "the lead's page"
@@ -302,16 +309,19 @@ def test_through_the_hub_reviewers_decide_and_the_lead_adjudicates(hub_study, st
                  what=f"{name} recorded")  # fmt: skip
     lee.get_by_role("button", name="Write report").click()
     report = QCStore(hub_study, "lee").folder / "study.report.csv"
-    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 2, 240, "the report")
+    wait_for(lambda: report.exists() and lee.locator(".cmrqc-report-links a").count() == 3, 240, "the report")
     rows = read_report_csv(report)
     check_report(hub_study, rows, patients)
     assert sum(r["consensus_source"] == "lead" for r in rows) == 2
     shot(lee, "lead-done", full_page=True)
 
-    # A reviewer asking their own server for the lead's notebook gets one sentence.
+    # A reviewer's server does not serve the lead's notebook at all, nor a list of notebooks.
     ann = new_page()
     log_in(ann, hub, "ann")
-    ann.goto(f"{hub}/user/ann/voila/render/lead.ipynb", wait_until="commit")
-    banner = ann.locator(".cmrqc-banner").first
-    banner.wait_for(state="visible", timeout=LOAD_S * 1000)
-    assert banner.inner_text().startswith("ann is not a lead") and ann.locator(".cmrqc-progress").count() == 0
+    for path in ("voila/render/lead.ipynb", "voila/tree", "voila/render/review.ipynb"):
+        response = ann.goto(f"{hub}/user/ann/{path}")
+        assert response is not None and response.status in (403, 404), (path, response and response.status)
+        assert ann.locator(".cmrqc-progress").count() == 0
+    # The lead's server serves the review notebook too: the lead can review their own cases.
+    lee.goto(f"{hub}/user/lee/voila/render/review.ipynb", wait_until="commit", timeout=LOAD_S * 1000)
+    decision(lee, "reject").wait_for(state="visible", timeout=LOAD_S * 1000)
