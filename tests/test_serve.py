@@ -273,7 +273,8 @@ def test_reviewer_command_is_standalone_voila_behind_the_hub_login():
     assert "--activity-interval=0" in proxy  # its pings would keep an idle server alive for ever
     assert Path(voila[0]).is_absolute() and voila[1:3] == ["-m", "cmrqc_widgets.serve.app"]  # Voilà, gzipped
     assert voila[3] == str(find_notebook())
-    assert "--port={port}" in voila and "--Voila.ip=127.0.0.1" in voila
+    assert "--unix-socket=True" in proxy and "--CachedVoila.unix_socket={unix_socket}" in voila
+    assert not any(a.startswith(("--port", "--Voila.ip")) for a in voila)  # no TCP port at all
     assert "--Voila.base_url=/user/alice/" in voila
     assert "--VoilaConfiguration.file_allowlist=[]" in voila
     assert "--VoilaConfiguration.preheat_kernel=False" in voila

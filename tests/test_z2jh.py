@@ -168,7 +168,8 @@ def test_kubespawner_builds_the_reviewer_pod_we_mean(values, monkeypatch):
     assert command == values["singleuser"]["cmd"]  # flag for flag `cmrqc hub`'s: tests/test_serve.py
     voila = command[command.index("--") + 1 :]
     assert command[0].endswith("/jupyter-standaloneproxy") and voila[1:3] == ["-m", "cmrqc_widgets.serve.app"]
-    assert "--VoilaConfiguration.strip_sources=True" in voila and "--Voila.ip=127.0.0.1" in voila
+    assert "--VoilaConfiguration.strip_sources=True" in voila
+    assert "--CachedVoila.unix_socket={unix_socket}" in voila
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/srv/cmrqc/users/alice"]["subPath"] == "users/alice"
     assert not mounts["/srv/cmrqc/users/alice"].get("readOnly")

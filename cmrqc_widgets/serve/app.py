@@ -26,7 +26,7 @@ from typing import Any
 
 from tornado import httputil
 from tornado.web import GZipContentEncoding, OutputTransform
-from traitlets import default
+from traitlets import Unicode, default
 from voila.app import Voila
 
 from .voila import TOKEN_ENV
@@ -93,10 +93,33 @@ class CachedVoila(Voila):
         threading.Thread(target=lambda: browser.open(f"file://{path}", new=self.webbrowser_open_new)).start()
         return None
 
+    unix_socket = Unicode(
+        "",
+        config=True,
+        help="Listen on this Unix socket (created 0600) instead of a TCP port: behind the hub, only "
+        "the reviewer's own login proxy can reach the dashboard, not other accounts of the machine.",
+    )
+
     def listen(self) -> Any:
         self.app.add_transform(GZipContentEncoding)
         self.app.add_transform(HashedFilesCached)
-        return super().listen()
+        if not self.unix_socket:
+            return super().listen()
+        from tornado.httpserver import HTTPServer
+        from tornado.ioloop import IOLoop
+        from tornado.netutil import bind_unix_socket
+
+        server = HTTPServer(self.app)
+        server.add_socket(bind_unix_socket(self.unix_socket, mode=0o600))
+        self.log.info("Voilà is running on the Unix socket %s", self.unix_socket)
+        self.ioloop = IOLoop.current()
+        try:
+            self.ioloop.start()
+        except KeyboardInterrupt:
+            self.log.info("Stopping...")
+        finally:
+            self.stop()
+        return None
 
 
 main = CachedVoila.launch_instance

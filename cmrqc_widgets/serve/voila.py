@@ -183,11 +183,12 @@ def reviewer_command(
     """Command of a reviewer's server behind JupyterHub: the standalone Voilà app behind the hub's login.
 
     ``jupyter-standaloneproxy`` (jupyter-server-proxy >= 4.2) checks the hub's OAuth cookie,
-    admits only ``$JUPYTERHUB_USER`` and forwards to Voilà, which it starts on a free ``{port}``
-    of 127.0.0.1. Standalone Voilà lets only widget (``comm_*``), ``kernel_info_request`` and
-    ``shutdown_request`` messages through its kernel websockets and serves nothing but the
-    dashboard: the browser can click, never run code. Never a Jupyter server (no contents, files,
-    kernels or terminals API).
+    admits only ``$JUPYTERHUB_USER`` and forwards to Voilà, which it starts on a Unix socket in a
+    private temporary folder (0700, the socket 0600): no other account of the machine can reach the
+    dashboard around the login, as it could a port on 127.0.0.1. Standalone Voilà lets only widget
+    (``comm_*``), ``kernel_info_request`` and ``shutdown_request`` messages through its kernel
+    websockets and serves nothing but the dashboard: the browser can click, never run code. Never a
+    Jupyter server (no contents, files, kernels or terminals API).
 
     Every executable is an absolute path (``python`` and the proxy beside it), so the command
     works whatever the spawned process's ``PATH``. The proxy's own activity pings are off: they
@@ -209,13 +210,13 @@ def reviewer_command(
         "--absolute-url",  # forward /user/<name>/... unchanged: Voilà serves under that prefix
         "--activity-interval=0",
         "--timeout=120",  # seconds Voilà may take to start on the first request
+        "--unix-socket=True",  # a socket in a new private folder, not a port others could reach
         "--",
         os.fspath(python),
         "-m",
         VOILA_MODULE,  # compressed, long-cached files, as `cmrqc serve`
         os.fspath(notebook),
-        "--port={port}",  # filled in by the proxy
-        "--Voila.ip=127.0.0.1",
+        "--CachedVoila.unix_socket={unix_socket}",  # filled in by the proxy
         "--no-browser",
         f"--Voila.base_url={prefix if prefix.endswith('/') else prefix + '/'}",
         # /voila/files/ would serve pictures of the notebook's folder: nothing is needed from it.

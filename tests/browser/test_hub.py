@@ -521,3 +521,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def test_dashboard_listens_on_a_private_socket_not_a_port(hub_server, alice_page):
+    """alice's Voilà takes no TCP port another account could reach around the login: only a Unix
+    socket (0600) in a private folder (0700), which her login proxy forwards to."""
+    import os
+    import stat
+
+    import psutil
+
+    tree = psutil.Process(hub_server.server.process.pid).children(recursive=True)
+    # Voilà itself, not the login proxy in front of it (whose port the hub routes to).
+    voilas = [p for p in tree if p.cmdline()[1:3] == ["-m", "cmrqc_widgets.serve.app"]]
+    assert voilas, "no reviewer's Voilà is running"
+    for voila in voilas:
+        listening = [c for c in voila.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening == [], listening
+        sockets = {c.laddr for c in voila.net_connections(kind="unix") if c.laddr}
+        assert sockets, "Voilà listens on no Unix socket"
+        for path in sockets:
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+            assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700, path
