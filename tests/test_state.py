@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from cmrqc_widgets.demo import DEMO_BROKEN
 from cmrqc_widgets.errors import InvalidNameError
 from cmrqc_widgets.store import QCStore
 from cmrqc_widgets.widgets.queue import FILTERS
+from cmrqc_widgets.widgets.settings import SESSION_FILE
 from cmrqc_widgets.widgets.state import ReviewState
 
 USER = REVIEWER
@@ -376,6 +379,11 @@ def test_remembers_dataset_and_patient(root: Path) -> None:
     again = ReviewState(root=root, user=USER)
     assert again.dataset == "demo.json" and again.patient_index == 6
     assert QCStore(root, USER).datasets() == ["b.json", "demo.json"]
+    folder = QCStore(root, USER).folder
+    os.chmod(folder, 0o700)  # a reviewer's private folder: the session file is private too
+    (folder / SESSION_FILE).unlink()
+    again.jump(2)
+    assert stat.S_IMODE((folder / SESSION_FILE).stat().st_mode) == 0o600
 
 
 def test_labels_of_patient_list(root: Path) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Float, HasTraits, Int, List, TraitError, Unicode, validate
 
 from ..names import STRUCTURES
+from ..store.files import new_file_mode
 
 VIEWS: tuple[str, ...] = ("sa", "hla", "vla")
 """Short axis, horizontal long axis, vertical long axis."""
@@ -126,8 +128,12 @@ def _write(folder: Path, **changes: Any) -> None:
     if not folder.is_dir():
         return
     data = {**_read(folder), **changes}
+    path = folder / SESSION_FILE
     with contextlib.suppress(OSError):
-        (folder / SESSION_FILE).write_text(json.dumps(data), encoding="utf-8")
+        new = not path.exists()
+        path.write_text(json.dumps(data), encoding="utf-8")
+        if new:  # private like the reviewer's data files (the umask would leave it 0644)
+            os.chmod(path, new_file_mode(folder))
 
 
 def recall(folder: Path) -> dict[str, str]:
