@@ -1,0 +1,143 @@
+// Whole-heart views of the slice viewer (issue 12): ED and ES mosaics side by side, and the short
+// axis with both long axes and cross-reference lines. Plain JS, no imports: the kernel
+// (slice_viewer.py) joins volume_store.js, this file and slice_viewer.js into one ES module, so
+// slice_viewer.js calls these functions directly.
+//
+// Everything here draws from volumes already decoded in the browser ({image, labels, shape},
+// uint8, [slices, rows, cols]); which volume is drawn where, and whether it may be drawn at all
+// (its identity), is decided by slice_viewer.js. `paint(mri, lab, x0, y0, grey, codes, w, h)` is
+// the viewer's tile painter (window/level, overlay filled or outlined, visible structures).
+
+// Cross-reference line colours: each plane drawn in its own colour on the other two views.
+const CROSS_RGB = { sa: [255, 255, 0], hla: [0, 255, 255], vla: [255, 0, 255] };
+
+// Columns and rows of a lightbox of n tiles, as square as possible.
+function mosaicGrid(n) {
+  const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
+  return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
+}
+
+// Every short-axis slice of `vol` in a grid on `canvas`; `mmW`/`mmH` (mm per canvas pixel) go to
+// the canvas' dataset for the layout. Returns {n, cols, rows}.
+function drawMosaicCanvas(canvas, vol, spacing, paint) {
+  const [n, r, c] = vol.shape;
+  const { cols, rows } = mosaicGrid(n);
+  const width = cols * c;
+  const height = rows * r;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  const ctx = canvas.getContext("2d");
+  const mri = ctx.createImageData(width, height);
+  const lab = new ImageData(width, height); // the labels alone: not shown in the mosaic
+  const grey = new Uint8Array(r * c);
+  const codes = new Uint8Array(r * c);
+  for (let k = 0; k < n; k++) {
+    grey.set(vol.image.subarray(k * r * c, (k + 1) * r * c));
+    codes.set(vol.labels.subarray(k * r * c, (k + 1) * r * c));
+    paint(mri, lab, (k % cols) * c, Math.floor(k / cols) * r, grey, codes, c, r);
+  }
+  for (let q = 3; q < mri.data.length; q += 4) mri.data[q] = 255; // empty tiles black
+  ctx.putImageData(mri, 0, 0);
+  canvas.dataset.mmW = String(spacing[2]);
+  canvas.dataset.mmH = String(spacing[1]);
+  return { n, cols, rows };
+}
+
+// Display rows per slice of a long-axis view: enough to bring a row close to the in-plane pixel
+// size (8-10 mm slices vs ~1.5 mm pixels), so the stretch is smooth, not a stack of 6 px bands.
+function rowsPerSlice(spacing, inPlaneMm) {
+  return Math.max(1, Math.min(16, Math.round(spacing[0] / Math.max(inPlaneMm, 1e-6))));
+}
+
+// A long-axis plane through `vol` ("hla": row k, "vla": column k), `f` display rows per slice:
+// the grey levels linearly interpolated between slice centres, the labels nearest-neighbour (crisp).
+function longAxisPlane(vol, view, k, f) {
+  const [s, r, c] = vol.shape;
+  const width = view === "hla" ? c : r;
+  const height = s * f;
+  const at = (z, x) => (view === "hla" ? z * r * c + k * c + x : z * r * c + x * c + k);
+  const grey = new Uint8Array(width * height);
+  const codes = new Uint8Array(width * height);
+  for (let y = 0, p = 0; y < height; y++) {
+    const z = (y + 0.5) / f - 0.5; // position in slices, slice centres at integers
+    const z0 = Math.max(0, Math.min(s - 1, Math.floor(z)));
+    const z1 = Math.min(s - 1, z0 + 1);
+    const t = Math.max(0, Math.min(1, z - z0));
+    const zn = Math.max(0, Math.min(s - 1, Math.round(z)));
+    for (let x = 0; x < width; x++, p++) {
+      grey[p] = Math.round(vol.image[at(z0, x)] * (1 - t) + vol.image[at(z1, x)] * t);
+      codes[p] = vol.labels[at(zn, x)];
+    }
+  }
+  return { grey, codes, width, height };
+}
+
+// A one-pixel line across an ImageData: horizontal at row `y` or vertical at column `x`.
+function crossLine(img, rgb, { x = null, y = null }) {
+  const { width, height, data } = img;
+  const put = (px, py) => {
+    const q = (py * width + px) * 4;
+    data[q] = rgb[0];
+    data[q + 1] = rgb[1];
+    data[q + 2] = rgb[2];
+    data[q + 3] = 255;
+  };
+  if (y !== null && y >= 0 && y < height) for (let px = 0; px < width; px++) put(px, y);
+  if (x !== null && x >= 0 && x < width) for (let py = 0; py < height; py++) put(x, py);
+}
+
+// Short axis slice `at.sa`, horizontal long axis through row `at.hla` and vertical long axis
+// through column `at.vla` on three canvases, each with the other two planes drawn as lines.
+// Returns where each line was drawn, in canvas pixels (for the browser tests).
+function drawThreeViews(canvases, vol, spacing, at, paint) {
+  const [s, r, c] = vol.shape;
+  const [, dr, dc] = spacing;
+  const fh = rowsPerSlice(spacing, dc);
+  const fv = rowsPerSlice(spacing, dr);
+  const planes = [
+    { grey: vol.image.subarray(at.sa * r * c, (at.sa + 1) * r * c),
+      codes: vol.labels.subarray(at.sa * r * c, (at.sa + 1) * r * c), width: c, height: r, mmW: dc, mmH: dr },
+    { ...longAxisPlane(vol, "hla", at.hla, fh), mmW: dc, mmH: spacing[0] / fh },
+    { ...longAxisPlane(vol, "vla", at.vla, fv), mmW: dr, mmH: spacing[0] / fv },
+  ];
+  const saRow = (f) => Math.min(s * f - 1, Math.floor((at.sa + 0.5) * f)); // the SA slice's centre row
+  const lines = [
+    [["hla", { y: at.hla }], ["vla", { x: at.vla }]],
+    [["sa", { y: saRow(fh) }], ["vla", { x: at.vla }]],
+    [["sa", { y: saRow(fv) }], ["hla", { x: at.hla }]],
+  ];
+  planes.forEach((plane, i) => {
+    const canvas = canvases[i];
+    if (canvas.width !== plane.width || canvas.height !== plane.height) {
+      canvas.width = plane.width;
+      canvas.height = plane.height;
+    }
+    const ctx = canvas.getContext("2d");
+    const mri = ctx.createImageData(plane.width, plane.height);
+    paint(mri, new ImageData(plane.width, plane.height), 0, 0, plane.grey, plane.codes, plane.width, plane.height);
+    for (const [name, where] of lines[i]) crossLine(mri, CROSS_RGB[name], where);
+    ctx.putImageData(mri, 0, 0);
+    canvas.dataset.mmW = String(plane.mmW);
+    canvas.dataset.mmH = String(plane.mmH);
+  });
+  return { saOnHla: saRow(fh), saOnVla: saRow(fv), hla: at.hla, vla: at.vla, rowsPerSlice: [fh, fv] };
+}
+
+// CSS size and place of canvases drawn at `mmW` x `mmH` mm per pixel (their dataset), one scale
+// for all so the panels compare, each centred in its square frame of `frame` px.
+function layoutByMm(canvases, frame, zoom) {
+  const shown = canvases.filter((canvas) => canvas.width > 1 && canvas.dataset.mmW);
+  const mm = (canvas) => [canvas.width * Number(canvas.dataset.mmW), canvas.height * Number(canvas.dataset.mmH)];
+  const largest = Math.max(1e-6, ...shown.map((canvas) => Math.max(...mm(canvas))));
+  const pxPerMm = (frame / largest) * zoom;
+  for (const canvas of canvases) {
+    const [w, h] = shown.includes(canvas) ? mm(canvas).map((v) => v * pxPerMm) : [0, 0];
+    canvas.style.width = `${w}px`;
+    canvas.style.height = `${h}px`;
+    canvas.style.left = `${(frame - w) / 2}px`;
+    canvas.style.top = `${(frame - h) / 2}px`;
+    canvas.parentElement.style.width = canvas.parentElement.style.height = `${frame}px`;
+  }
+}
