@@ -192,7 +192,7 @@ def test_the_other_phase_of_the_patient_is_named_and_held(signed) -> None:  # no
 
 
 def test_the_other_phase_is_never_another_patients(signed) -> None:  # noqa: F811
-    """Walking both phases of the cohort: ``other_key`` is '' or this patient's other phase, never another's."""
+    """Walking both phases of the cohort: ``other_key`` is '' or this patient's other phase, no other's."""
     root, folders = signed
     w, browser = screen(root)
     for step in range(2 * len(folders)):
