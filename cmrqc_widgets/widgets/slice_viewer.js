@@ -285,19 +285,21 @@ function render({ model, el }) {
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
   }
 
-  // Short axis at the current slice, the long axes through the heart's centre (or, when the view
-  // is a long axis, through its slice), each with the others' planes as lines.
+  // Short axis at the current slice, the long axes through the LV's centre (the slice centre
+  // without an LV; when the view is a long axis, through its slice), each with the others' planes.
   function drawThree() {
     const t0 = performance.now();
     const [s, r, c] = volume.shape;
     const view = model.get("view");
     const k = model.get("slice_index");
-    const box = bbox || [0, s - 1, 0, r - 1, 0, c - 1];
+    const lv = model.get("structures").indexOf("LV") + 1;
+    if (volume.lvCentre === undefined) volume.lvCentre = lv ? structureCentre(volume, lv) : null;
+    const [row, col] = volume.lvCentre || [Math.floor(r / 2), Math.floor(c / 2)];
     const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
     const at = {
       sa: clamp(view === "sa" ? k : Math.floor(s / 2), s),
-      hla: clamp(view === "hla" ? k : Math.floor((box[2] + box[3]) / 2), r),
-      vla: clamp(view === "vla" ? k : Math.floor((box[4] + box[5]) / 2), c),
+      hla: clamp(view === "hla" ? k : row, r),
+      vla: clamp(view === "vla" ? k : col, c),
     };
     const where = drawThreeViews([...canvases, third], volume, model.get("spacing"), at, paintTile);
     layout();

@@ -74,6 +74,23 @@ function longAxisPlane(vol, view, k, f) {
   return { grey, codes, width, height };
 }
 
+// [rowMid, colMid] of the voxels with structure `code` (the LV blood pool), or null when none:
+// the long axes of the three views go through the LV, as a reader plans them.
+function structureCentre(vol, code) {
+  const [s, r, c] = vol.shape;
+  let r0 = r, r1 = -1, c0 = c, c1 = -1;
+  for (let q = 0, n = s * r * c; q < n; q++) {
+    if (vol.labels[q] !== code) continue;
+    const y = Math.floor(q / c) % r;
+    const x = q % c;
+    if (y < r0) r0 = y;
+    if (y > r1) r1 = y;
+    if (x < c0) c0 = x;
+    if (x > c1) c1 = x;
+  }
+  return r1 < 0 ? null : [Math.floor((r0 + r1) / 2), Math.floor((c0 + c1) / 2)];
+}
+
 // A one-pixel line across an ImageData: horizontal at row `y` or vertical at column `x`.
 function crossLine(img, rgb, { x = null, y = null }) {
   const { width, height, data } = img;
