@@ -72,6 +72,7 @@ function render({ model, el }) {
 
   let volume = null; // { image, labels, shape, bbox, id, key } once decoded
   let other = null; // the current patient's other phase { image, labels, shape, key }, once decoded
+  let otherRefused = ""; // whose volume `other_key` named when it was not this patient's other phase
   let otherGeneration = 0;
   let generation = 0; // drops a decode that finished after a newer volume was named
   const store = volumeStore(); // volumes sent by the kernel, by key
@@ -266,13 +267,15 @@ function render({ model, el }) {
     const spacing = model.get("spacing");
     halves.forEach(([vol, name], i) => {
       const canvas = canvases[i];
+      const refusal = vol ? "" : otherRefused; // only the other half can be missing
+      const note = refusal ? `Could not show ${name}: the images received are those of ${refusal}.` : `${name} loading…`;
       notes[i].hidden = Boolean(vol);
-      notes[i].textContent = vol ? "" : `${name} loading…`;
+      notes[i].textContent = vol ? "" : note;
       figures[i].querySelector("figcaption").textContent = name;
       if (!vol) {
         canvas.width = canvas.height = 1;
         contexts[i].clearRect(0, 0, 1, 1);
-        el.dataset[`mosaic${name === "ED" ? "Ed" : "Es"}`] = "loading";
+        el.dataset[`mosaic${name === "ED" ? "Ed" : "Es"}`] = refusal ? "refused" : "loading";
         return;
       }
       const { n, cols, rows } = drawMosaicCanvas(canvas, vol, spacing, paintTile);
@@ -318,7 +321,8 @@ function render({ model, el }) {
     const [serial = "", phase = "", ...patient] = String(model.get("case_id")).split(":");
     const expected = describe([serial, phase === "ES" ? "ED" : "ES", ...patient].join(":"));
     if (other && other.key !== key) other = null;
-    if (!key || !phase || describeKey(key) !== expected) {
+    otherRefused = key && phase && describeKey(key) !== expected ? describeKey(key) : "";
+    if (!key || !phase || otherRefused) {
       other = null;
       if (screenMode() === "mosaic") draw();
       return;

@@ -58,12 +58,17 @@ mosaic = w.Button(description="mosaic")
 mosaic.on_click(lambda _: viewer.set_trait("mosaic", not viewer.mosaic))
 offer_es = w.Button(description="offer ES")
 offer_es.on_click(lambda _: viewer.offer([pack_case(es_case)]))
+# A kernel bug played out: another patient's ES volume sent and named as this patient's other phase.
+intruder = SimpleNamespace(**{**vars(es_case), "patient_dir": "/data/p8"})
+wrong_es = w.Button(description="wrong ES")
+wrong_es.on_click(lambda _: viewer._send_volume(pack_case(intruder))
+                  or viewer.set_trait("other_key", pack_case(intruder).key))
 three = w.Button(description="three views")
 three.on_click(lambda _: viewer.set_trait("three_views", not viewer.three_views))
 kernel_index = w.IntText(value=viewer.slice_index, description="kernel index")
 viewer.observe(lambda change: setattr(kernel_index, "value", change["new"]), "slice_index")
 display(w.VBox([viewer, w.HBox([step, play, stop, long_axis, broken, back, kernel_index]),
-                w.HBox([mosaic, offer_es, three])]))
+                w.HBox([mosaic, offer_es, wrong_es, three])]))
 """
 
 
@@ -397,3 +402,23 @@ def test_three_views_draw_all_planes_and_the_line_follows_the_slice(page):
     page.get_by_role("button", name="three views").click()
     page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
     assert not page.locator(f"{VIEWER} canvas.cmrqc-sv-third").is_visible()
+
+
+def test_mosaic_never_shows_another_patients_volume_as_es(page):
+    """A volume of another patient named as the other phase (a kernel bug, played by a button) is
+    not painted: the ES half says whose images came; this patient's ES named again is painted."""
+    viewer = page.locator(VIEWER)
+    page.get_by_role("button", name="mosaic").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'mosaic'")
+    page.get_by_role("button", name="wrong ES").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mosaicEs === 'refused'")
+    save(page, "11-mosaic-wrong-es")
+    note = page.locator(f"{VIEWER} .cmrqc-sv-note").nth(1)
+    assert note.inner_text() == "Could not show ES: the images received are those of p8 ES."
+    assert page.evaluate(f"document.querySelector('{VIEWER} canvas.cmrqc-sv-labels').width") == 1
+    page.get_by_role("button", name="offer ES").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mosaicEs.startsWith('12 ')")
+    assert not note.is_visible()
+    assert viewer.get_attribute("data-volume-id") == "0:ED:p7"
+    page.get_by_role("button", name="mosaic").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
