@@ -257,31 +257,16 @@ function render({ model, el }) {
     el.dataset.mode = mode;
   }
 
-  // ED left, ES right, whichever phase is current: the other half from `other` (checked in
-  // selectOther), or "ES loading…" on a blank canvas while the browser does not hold it.
+  // ED left, ES right, whichever phase is current (drawPhaseMosaics): the other half from `other`
+  // (checked in selectOther), or "ES loading…" on a blank canvas while the browser lacks it.
   function drawBothMosaics() {
     const t0 = performance.now();
     const [, phase] = String(model.get("case_id")).split(":");
-    const otherPhase = phase === "ES" ? "ED" : "ES";
-    const halves = phase === "ES" ? [[other, otherPhase], [volume, phase]] : [[volume, phase], [other, otherPhase]];
-    const spacing = model.get("spacing");
-    halves.forEach(([vol, name], i) => {
-      const canvas = canvases[i];
-      const refusal = vol ? "" : otherRefused; // only the other half can be missing
-      const note = refusal ? `Could not show ${name}: the images received are those of ${refusal}.` : `${name} loading…`;
-      notes[i].hidden = Boolean(vol);
-      notes[i].textContent = vol ? "" : note;
-      figures[i].querySelector("figcaption").textContent = name;
-      if (!vol) {
-        canvas.width = canvas.height = 1;
-        contexts[i].clearRect(0, 0, 1, 1);
-        el.dataset[`mosaic${name === "ED" ? "Ed" : "Es"}`] = refusal ? "refused" : "loading";
-        return;
-      }
-      const { n, cols, rows } = drawMosaicCanvas(canvas, vol, spacing, paintTile);
-      el.dataset[`mosaic${name === "ED" ? "Ed" : "Es"}`] = `${n} ${cols} ${rows}`;
-      if (vol === volume) el.dataset.mosaic = `${n} ${cols} ${rows}`;
-    });
+    const panes = [0, 1].map((i) => ({ canvas: canvases[i], note: notes[i], caption: figures[i].querySelector("figcaption") }));
+    const shown = drawPhaseMosaics(panes, phase, volume, other, otherRefused, model.get("spacing"), paintTile);
+    el.dataset.mosaicEd = shown.ED;
+    el.dataset.mosaicEs = shown.ES;
+    el.dataset.mosaic = shown[phase === "ES" ? "ES" : "ED"];
     layout();
     status.textContent = `all ${volume.shape[0]} slices, ED and ES (mosaic)`;
     el.dataset.draws = String(++draws);
@@ -318,11 +303,9 @@ function render({ model, el }) {
   async function selectOther() {
     const mine = ++otherGeneration;
     const key = model.get("other_key");
-    const [serial = "", phase = "", ...patient] = String(model.get("case_id")).split(":");
-    const expected = describe([serial, phase === "ES" ? "ED" : "ES", ...patient].join(":"));
     if (other && other.key !== key) other = null;
-    otherRefused = key && phase && describeKey(key) !== expected ? describeKey(key) : "";
-    if (!key || !phase || otherRefused) {
+    otherRefused = otherPhaseRefusal(model.get("case_id"), key);
+    if (!key || otherRefused) {
       other = null;
       if (screenMode() === "mosaic") draw();
       return;

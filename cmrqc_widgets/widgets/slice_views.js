@@ -45,6 +45,40 @@ function drawMosaicCanvas(canvas, vol, spacing, paint) {
   return { n, cols, rows };
 }
 
+// Whose volume `key` is ("<patient> <phase>") when it is not the other phase of the patient in
+// `caseId` ("<serial>:<phase>:<patient>"); "" when it is (or when there is no key to judge).
+function otherPhaseRefusal(caseId, key) {
+  if (!key) return "";
+  const [serial = "", phase = "", ...patient] = String(caseId).split(":");
+  const expected = describe([serial, phase === "ES" ? "ED" : "ES", ...patient].join(":"));
+  return phase && describeKey(key) === expected ? "" : describeKey(key);
+}
+
+// ED on the left pane, ES on the right, whichever `phase` is current: `current` is that phase's
+// volume, `other` the other phase's (null while missing or refused; `refusal` says whose images
+// were refused). A pane is {canvas, note, caption}. Returns per phase "n cols rows", "loading" or
+// "refused".
+function drawPhaseMosaics(panes, phase, current, other, refusal, spacing, paint) {
+  const otherPhase = phase === "ES" ? "ED" : "ES";
+  const halves = phase === "ES" ? [[other, otherPhase], [current, phase]] : [[current, phase], [other, otherPhase]];
+  const shown = {};
+  halves.forEach(([vol, name], i) => {
+    const { canvas, note, caption } = panes[i];
+    caption.textContent = name;
+    note.hidden = Boolean(vol);
+    if (vol) {
+      const { n, cols, rows } = drawMosaicCanvas(canvas, vol, spacing, paint);
+      shown[name] = `${n} ${cols} ${rows}`;
+      return;
+    }
+    note.textContent = refusal ? `Could not show ${name}: the images received are those of ${refusal}.` : `${name} loading…`;
+    canvas.width = canvas.height = 1;
+    canvas.getContext("2d").clearRect(0, 0, 1, 1);
+    shown[name] = refusal ? "refused" : "loading";
+  });
+  return shown;
+}
+
 // Display rows per slice of a long-axis view: enough to bring a row close to the in-plane pixel
 // size (8-10 mm slices vs ~1.5 mm pixels), so the stretch is smooth, not a stack of 6 px bands.
 function rowsPerSlice(spacing, inPlaneMm) {
