@@ -139,7 +139,8 @@ function render({ model, el }) {
     if (!volume) return;
     const mode = screenMode();
     if (mode !== "single") {
-      layoutByMm(mode === "three" ? [...canvases, third] : canvases, frameSize(), model.get("zoom"));
+      const centres = mode === "three" ? threeCentres() : [];
+      layoutByMm(mode === "three" ? [...canvases, third] : canvases, frameSize(), model.get("zoom"), centres);
       el.dataset.frame = String(Math.round(frameSize()));
       return;
     }
@@ -296,6 +297,15 @@ function render({ model, el }) {
     el.dataset.cross = JSON.stringify(where);
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
+  // Zoomed three views stay on the heart: the LV centre in the short axis, and in the long axes
+  // its row or column at the middle of the labelled slices (fractions of each canvas).
+  function threeCentres() {
+    const [s, r, c] = volume.shape;
+    const [row, col] = volume.lvCentre || [r / 2, c / 2];
+    const z = bbox ? (bbox[0] + bbox[1] + 1) / 2 / s : 0.5;
+    return [[(col + 0.5) / c, (row + 0.5) / r], [(col + 0.5) / c, z], [(row + 0.5) / r, z]];
   }
 
   // The other phase of the patient on screen, as the kernel names it in `other_key`: painted only

@@ -177,18 +177,22 @@ function drawThreeViews(canvases, vol, spacing, at, paint) {
 }
 
 // CSS size and place of canvases drawn at `mmW` x `mmH` mm per pixel (their dataset), one scale
-// for all so the panels compare, each centred in its square frame of `frame` px.
-function layoutByMm(canvases, frame, zoom) {
+// for all so the panels compare, each in its square frame of `frame` px: centred when it fits,
+// else (zoomed) with the point `centres[i]` (fractions of the canvas, default the middle) in the
+// middle of the frame, never leaving a gap at an edge.
+function layoutByMm(canvases, frame, zoom, centres = []) {
   const shown = canvases.filter((canvas) => canvas.width > 1 && canvas.dataset.mmW);
   const mm = (canvas) => [canvas.width * Number(canvas.dataset.mmW), canvas.height * Number(canvas.dataset.mmH)];
   const largest = Math.max(1e-6, ...shown.map((canvas) => Math.max(...mm(canvas))));
   const pxPerMm = (frame / largest) * zoom;
-  for (const canvas of canvases) {
+  const place = (size, at) => (size <= frame ? (frame - size) / 2 : Math.min(0, Math.max(frame - size, frame / 2 - at)));
+  canvases.forEach((canvas, i) => {
     const [w, h] = shown.includes(canvas) ? mm(canvas).map((v) => v * pxPerMm) : [0, 0];
+    const [fx, fy] = centres[i] || [0.5, 0.5];
     canvas.style.width = `${w}px`;
     canvas.style.height = `${h}px`;
-    canvas.style.left = `${(frame - w) / 2}px`;
-    canvas.style.top = `${(frame - h) / 2}px`;
+    canvas.style.left = `${place(w, fx * w)}px`;
+    canvas.style.top = `${place(h, fy * h)}px`;
     canvas.parentElement.style.width = canvas.parentElement.style.height = `${frame}px`;
-  }
+  });
 }

@@ -63,12 +63,14 @@ intruder = SimpleNamespace(**{**vars(es_case), "patient_dir": "/data/p8"})
 wrong_es = w.Button(description="wrong ES")
 wrong_es.on_click(lambda _: viewer._send_volume(pack_case(intruder))
                   or viewer.set_trait("other_key", pack_case(intruder).key))
+zoom = w.Button(description="zoom")
+zoom.on_click(lambda _: viewer.set_trait("zoom", 2.5 if viewer.zoom == 1 else 1.0))
 three = w.Button(description="three views")
 three.on_click(lambda _: viewer.set_trait("three_views", not viewer.three_views))
 kernel_index = w.IntText(value=viewer.slice_index, description="kernel index")
 viewer.observe(lambda change: setattr(kernel_index, "value", change["new"]), "slice_index")
 display(w.VBox([viewer, w.HBox([step, play, stop, long_axis, broken, back, kernel_index]),
-                w.HBox([mosaic, offer_es, wrong_es, three])]))
+                w.HBox([mosaic, offer_es, wrong_es, three, zoom])]))
 """
 
 
@@ -399,6 +401,19 @@ def test_three_views_draw_all_planes_and_the_line_follows_the_slice(page):
     for which in ("labels", "third"):
         after = yellow_rows(canvas_image(page, which))
         assert after and min(after) > max(before[which]), (which, before[which], after)
+    # Zoomed, each view stays on the heart: the LV (red) near the middle of the short-axis frame.
+    page.get_by_role("button", name="zoom").click()
+    zoomed = f"document.querySelector('{VIEWER} canvas.cmrqc-sv-mri').style.left.startsWith('-')"
+    page.wait_for_function(zoomed)
+    save(page, "11-three-views-zoomed")
+    png = page.locator(f"{VIEWER} figure").first.screenshot()
+    frame = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
+    red = np.argwhere((r > g + 60) & (r > b + 60))
+    assert len(red) > 100
+    y, x = red.mean(axis=0) / frame.shape[:2]
+    assert abs(x - 0.5) < 0.1 and abs(y - 0.5) < 0.1, (x, y)
+    page.get_by_role("button", name="zoom").click()
     page.get_by_role("button", name="three views").click()
     page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
     assert not page.locator(f"{VIEWER} canvas.cmrqc-sv-third").is_visible()
