@@ -227,3 +227,16 @@ def test_a_message_forgets_the_other_phase(signed) -> None:  # noqa: F811
     w.slice_view.show_message("The labels file is not a valid NIfTI file.")
     assert w.slice_view.other_key == ""
     w.close()
+
+
+def test_in_the_mosaic_the_other_phase_goes_first(signed) -> None:  # noqa: F811
+    """With the mosaic on, the first volume sent after the paint is this patient's other phase."""
+    root, _ = signed
+    w = ReviewWidget(root=root, user=REVIEWER, dataset="cohort.json")
+    w.state.mosaic = True
+    browser = Browser(w.slice_view)
+    w.wait_idle()
+    browser.paint()
+    assert browser.received[1] == w.slice_view.other_key
+    assert other_phase_of(browser.received[1]) == ("ES", str(w.state.patient_dir()))
+    w.close()

@@ -348,8 +348,10 @@ class SliceViewer(anywidget.AnyWidget):
         if not self.volume_key or self.painted_key != self.volume_key:
             return 0  # the case on screen first
         sent = 0
-        # The other phase too when it was not offered (it was the case on screen a moment ago).
-        for packed in (p for p in (*self._offered, self._other) if p is not None):
+        # The other phase too when it was not offered (it was the case on screen a moment ago),
+        # and first when the mosaic shows it beside this one.
+        order = (self._other, *self._offered) if self.mosaic else (*self._offered, self._other)
+        for packed in (p for p in order if p is not None):
             if packed.key not in self._sent:
                 self._send_volume(packed)
                 sent += 1
