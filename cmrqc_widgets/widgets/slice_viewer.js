@@ -1,6 +1,6 @@
 // Slice viewer for cmrqc_widgets (anywidget ES module, no build step, no imports; the kernel puts
 // volume_store.js and slice_views.js in front of this file: asBytes, inflate, describe, describeKey,
-// volumeStore; mosaicGrid, drawMosaicCanvas, drawThreeViews, layoutByMm).
+// volumeStore; drawPhaseMosaics, otherPhaseRefusal, drawThreeViews, structureCentre, layoutByMm).
 //
 // The kernel sends one phase of one patient once, as a volume message (uint8 MRI 0..255 and uint8
 // structure codes, zlib-compressed, [slices, rows, cols]) kept in the store, and names the volume
@@ -167,7 +167,7 @@ function render({ model, el }) {
     showMessage();
     if (!volume || model.get("message") || error) return;
     if (refused()) {
-      for (const ctx of contexts) ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+      for (const canvas of [...canvases, third]) canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
       el.dataset.volumeId = "";
       return;
     }

@@ -63,6 +63,13 @@ intruder = SimpleNamespace(**{**vars(es_case), "patient_dir": "/data/p8"})
 wrong_es = w.Button(description="wrong ES")
 wrong_es.on_click(lambda _: viewer._send_volume(pack_case(intruder))
                   or viewer.set_trait("other_key", pack_case(intruder).key))
+# Another patient named while their volume is still on its way (it never comes: the key is unknown).
+def name_foreign(_):
+    with viewer.hold_sync():
+        viewer.case_id = viewer.volume_id = "0:ED:p9"
+        viewer.volume_key = "ED:/data/p9#000000"
+foreign = w.Button(description="foreign")
+foreign.on_click(name_foreign)
 zoom = w.Button(description="zoom")
 zoom.on_click(lambda _: viewer.set_trait("zoom", 2.5 if viewer.zoom == 1 else 1.0))
 three = w.Button(description="three views")
@@ -70,7 +77,7 @@ three.on_click(lambda _: viewer.set_trait("three_views", not viewer.three_views)
 kernel_index = w.IntText(value=viewer.slice_index, description="kernel index")
 viewer.observe(lambda change: setattr(kernel_index, "value", change["new"]), "slice_index")
 display(w.VBox([viewer, w.HBox([step, play, stop, long_axis, broken, back, kernel_index]),
-                w.HBox([mosaic, offer_es, wrong_es, three, zoom])]))
+                w.HBox([mosaic, offer_es, wrong_es, three, zoom, foreign])]))
 """
 
 
@@ -436,4 +443,22 @@ def test_mosaic_never_shows_another_patients_volume_as_es(page):
     assert not note.is_visible()
     assert viewer.get_attribute("data-volume-id") == "0:ED:p7"
     page.get_by_role("button", name="mosaic").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
+
+
+def test_three_views_are_blanked_while_another_patient_loads(page):
+    """Three views on, another patient named whose volume has not come: no canvas keeps a pixel
+    of the patient before (all three are cleared); showing the case again paints all three."""
+    page.get_by_role("button", name="three views").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'three'")
+    page.get_by_role("button", name="foreign").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.volumeId === ''")
+    save(page, "12-three-views-foreign")
+    for which in ("mri", "labels", "third"):
+        assert canvas_image(page, which).max() == 0, f"{which} still shows the previous patient"
+    page.get_by_role("button", name="show case").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.volumeId === '0:ED:p7'")
+    for which in ("mri", "labels", "third"):
+        assert canvas_image(page, which).max() > 50
+    page.get_by_role("button", name="three views").click()
     page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
