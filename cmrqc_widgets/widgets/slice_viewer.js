@@ -284,19 +284,42 @@ function render({ model, el }) {
     const lv = model.get("structures").indexOf("LV") + 1;
     if (volume.lvCentre === undefined) volume.lvCentre = lv ? structureCentre(volume, lv) : null;
     const [row, col] = volume.lvCentre || [Math.floor(r / 2), Math.floor(c / 2)];
+    const placed = volume.placed || {}; // long-axis planes the reviewer clicked on this volume
     const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
     const at = {
       sa: clamp(view === "sa" ? k : Math.floor(s / 2), s),
-      hla: clamp(view === "hla" ? k : row, r),
-      vla: clamp(view === "vla" ? k : col, c),
+      hla: clamp(view === "hla" ? k : placed.hla ?? row, r),
+      vla: clamp(view === "vla" ? k : placed.vla ?? col, c),
     };
     const where = drawThreeViews([...canvases, third], volume, model.get("spacing"), at, paintTile);
+    threeDrawn = where;
     layout();
     status.textContent = `slice ${at.sa + 1} / ${s} with both long axes`;
     el.dataset.slice = String(at.sa);
     el.dataset.cross = JSON.stringify(where);
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
+  // A click (no drag) on one of the three views places the other planes there: the long axes in
+  // the display only, the short-axis slice through the kernel (as the wheel does).
+  let threeDrawn = null;
+  function placePlanes(event) {
+    const pane = [...canvases, third].indexOf(event.target);
+    if (pane < 0 || !threeDrawn) return;
+    const canvas = event.target;
+    const rect = canvas.getBoundingClientRect();
+    const x = ((event.clientX - rect.left) / rect.width) * canvas.width;
+    const y = ((event.clientY - rect.top) / rect.height) * canvas.height;
+    const planes = planesAt(pane, x, y, threeDrawn);
+    volume.placed = { ...volume.placed, ...planes };
+    const slice = Math.max(0, Math.min(volume.shape[0] - 1, planes.slice ?? -1));
+    if (planes.slice !== undefined && model.get("view") === "sa" && slice !== model.get("slice_index")) {
+      model.set("slice_index", slice);
+      model.save_changes(); // its change event repaints
+    } else {
+      draw();
+    }
   }
 
   // Zoomed three views stay on the heart: the LV centre in the short axis, and in the long axes
@@ -405,7 +428,8 @@ function render({ model, el }) {
     if (!volume || (event.button !== 0 && event.button !== 2)) return;
     event.preventDefault();
     const windowDrag = event.button === 2 || event.shiftKey;
-    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag };
+    const target = event.target;
+    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag, target };
     panels.setPointerCapture(event.pointerId);
   }
   function onPointerMove(event) {
@@ -428,7 +452,9 @@ function render({ model, el }) {
       layout();
     }
   }
-  function onPointerUp() {
+  function onPointerUp(event) {
+    const click = drag && !drag.windowDrag && Math.hypot(event.clientX - drag.x, event.clientY - drag.y) < 4;
+    if (click && screenMode() === "three") placePlanes({ target: drag.target, clientX: event.clientX, clientY: event.clientY });
     drag = null;
   }
   const noMenu = (event) => event.preventDefault();

@@ -176,6 +176,17 @@ function drawThreeViews(canvases, vol, spacing, at, paint) {
   return { saOnHla: saRow(fh), saOnVla: saRow(fv), hla: at.hla, vla: at.vla, rowsPerSlice: [fh, fv] };
 }
 
+// A click on pane `pane` (0 short axis, 1 HLA, 2 VLA) at canvas pixel (x, y) of the three views
+// drawn as `where` (drawThreeViews' answer): the planes it places, {slice, hla, vla} (absent when
+// that click does not place it). The short axis places both long axes; a long axis places the
+// short-axis slice (its display row over the rows per slice) and the other long axis.
+function planesAt(pane, x, y, where) {
+  const [fh, fv] = where.rowsPerSlice;
+  if (pane === 0) return { hla: Math.floor(y), vla: Math.floor(x) };
+  if (pane === 1) return { slice: Math.floor(y / fh), vla: Math.floor(x) };
+  return { slice: Math.floor(y / fv), hla: Math.floor(x) };
+}
+
 // CSS size and place of canvases drawn at `mmW` x `mmH` mm per pixel (their dataset), one scale
 // for all so the panels compare, each in its square frame of `frame` px: centred when it fits,
 // else (zoomed) with the point `centres[i]` (fractions of the canvas, default the middle) in the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -460,5 +461,24 @@ def test_three_views_are_blanked_while_another_patient_loads(page):
     page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.volumeId === '0:ED:p7'")
     for which in ("mri", "labels", "third"):
         assert canvas_image(page, which).max() > 50
+    page.get_by_role("button", name="three views").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
+
+
+def test_three_views_click_places_the_planes(page):
+    """In the three views, a click on the short axis moves both long-axis planes there, and a click
+    on the HLA moves the short-axis slice (the kernel's index follows)."""
+    page.get_by_role("button", name="three views").click()
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'three'")
+    sa = page.locator(f"{VIEWER} canvas.cmrqc-sv-mri").bounding_box()
+    page.mouse.click(sa["x"] + 0.25 * sa["width"], sa["y"] + 0.75 * sa["height"])
+    page.wait_for_function(f"JSON.parse(document.querySelector('{VIEWER}').dataset.cross).vla < 60")
+    cross = json.loads(page.locator(VIEWER).get_attribute("data-cross"))
+    assert cross["vla"] == pytest.approx(50, abs=2) and cross["hla"] == pytest.approx(150, abs=2)
+    hla = page.locator(f"{VIEWER} canvas.cmrqc-sv-labels").bounding_box()
+    page.mouse.click(hla["x"] + 0.5 * hla["width"], hla["y"] + (2.5 / 12) * hla["height"])  # slice 3 of 12
+    page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.slice === '2'")
+    page.wait_for_function("document.querySelector('.widget-inline-hbox input[type=number]').value === '2'")
+    save(page, "13-three-views-clicked")
     page.get_by_role("button", name="three views").click()
     page.wait_for_function(f"document.querySelector('{VIEWER}').dataset.mode === 'single'")
