@@ -1,6 +1,7 @@
 // Slice viewer for cmrqc_widgets (anywidget ES module, no build step, no imports; the kernel puts
 // volume_store.js and slice_views.js in front of this file: asBytes, inflate, describe, describeKey,
-// volumeStore; drawPhaseMosaics, otherPhaseRefusal, drawThreeViews, structureCentre, layoutByMm).
+// volumeStore; drawPhaseMosaics, otherPhaseRefusal, drawThreeViews, threePlanes, threeCentres,
+// structureCentre, planesAt, layoutByMm).
 //
 // The kernel sends one phase of one patient once, as a volume message (uint8 MRI 0..255 and uint8
 // structure codes, zlib-compressed, [slices, rows, cols]) kept in the store, and names the volume
@@ -139,7 +140,7 @@ function render({ model, el }) {
     if (!volume) return;
     const mode = screenMode();
     if (mode !== "single") {
-      const centres = mode === "three" ? threeCentres() : [];
+      const centres = mode === "three" ? threeCentres(volume.shape, volume.lvCentre, bbox) : []; // zoomed: on the heart
       layoutByMm(mode === "three" ? [...canvases, third] : canvases, frameSize(), model.get("zoom"), centres);
       el.dataset.frame = String(Math.round(frameSize()));
       return;
@@ -278,23 +279,14 @@ function render({ model, el }) {
   // without an LV; when the view is a long axis, through its slice), each with the others' planes.
   function drawThree() {
     const t0 = performance.now();
-    const [s, r, c] = volume.shape;
-    const view = model.get("view");
-    const k = model.get("slice_index");
     const lv = model.get("structures").indexOf("LV") + 1;
     if (volume.lvCentre === undefined) volume.lvCentre = lv ? structureCentre(volume, lv) : null;
-    const [row, col] = volume.lvCentre || [Math.floor(r / 2), Math.floor(c / 2)];
-    const placed = volume.placed || {}; // long-axis planes the reviewer clicked on this volume
-    const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
-    const at = {
-      sa: clamp(view === "sa" ? k : Math.floor(s / 2), s),
-      hla: clamp(view === "hla" ? k : placed.hla ?? row, r),
-      vla: clamp(view === "vla" ? k : placed.vla ?? col, c),
-    };
+    // volume.placed: long-axis planes the reviewer clicked on this volume.
+    const at = threePlanes(volume.shape, model.get("view"), model.get("slice_index"), volume.lvCentre, volume.placed);
     const where = drawThreeViews([...canvases, third], volume, model.get("spacing"), at, paintTile);
     threeDrawn = where;
     layout();
-    status.textContent = `slice ${at.sa + 1} / ${s} with both long axes`;
+    status.textContent = `slice ${at.sa + 1} / ${volume.shape[0]} with both long axes`;
     el.dataset.slice = String(at.sa);
     el.dataset.cross = JSON.stringify(where);
     el.dataset.draws = String(++draws);
@@ -320,15 +312,6 @@ function render({ model, el }) {
     } else {
       draw();
     }
-  }
-
-  // Zoomed three views stay on the heart: the LV centre in the short axis, and in the long axes
-  // its row or column at the middle of the labelled slices (fractions of each canvas).
-  function threeCentres() {
-    const [s, r, c] = volume.shape;
-    const [row, col] = volume.lvCentre || [r / 2, c / 2];
-    const z = bbox ? (bbox[0] + bbox[1] + 1) / 2 / s : 0.5;
-    return [[(col + 0.5) / c, (row + 0.5) / r], [(col + 0.5) / c, z], [(row + 0.5) / r, z]];
   }
 
   // The other phase of the patient on screen, as the kernel names it in `other_key`: painted only

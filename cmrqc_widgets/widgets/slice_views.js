@@ -4,9 +4,9 @@
 // slice_viewer.js calls these functions directly.
 //
 // Everything here draws from volumes already decoded in the browser ({image, labels, shape},
-// uint8, [slices, rows, cols]); which volume is drawn where, and whether it may be drawn at all
-// (its identity), is decided by slice_viewer.js. `paint(mri, lab, x0, y0, grey, codes, w, h)` is
-// the viewer's tile painter (window/level, overlay filled or outlined, visible structures).
+// uint8, [slices, rows, cols]); which volume is drawn where is decided by slice_viewer.js, with the
+// other phase's identity check here (otherPhaseRefusal). `paint(mri, lab, x0, y0, grey, codes, w, h)`
+// is the viewer's tile painter (window/level, overlay filled or outlined, visible structures).
 
 // Cross-reference line colours: each plane drawn in its own colour on the other two views.
 const CROSS_RGB = { sa: [255, 255, 0], hla: [0, 255, 255], vla: [255, 0, 255] };
@@ -123,6 +123,30 @@ function structureCentre(vol, code) {
     if (x > c1) c1 = x;
   }
   return r1 < 0 ? null : [Math.floor((r0 + r1) / 2), Math.floor((c0 + c1) / 2)];
+}
+
+// Where the three views cut the volume {sa, hla, vla}: the short axis at slice `k` of `view`
+// (the middle slice when the view is a long axis), the long axes through `placed` (a click) or
+// the LV centre `lv` ([row, col], the slice centre without one), or `k` in their own view.
+function threePlanes(shape, view, k, lv, placed = {}) {
+  const [s, r, c] = shape;
+  const [row, col] = lv || [Math.floor(r / 2), Math.floor(c / 2)];
+  const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
+  return {
+    sa: clamp(view === "sa" ? k : Math.floor(s / 2), s),
+    hla: clamp(view === "hla" ? k : placed.hla ?? row, r),
+    vla: clamp(view === "vla" ? k : placed.vla ?? col, c),
+  };
+}
+
+// The point each of the three views keeps in the middle of its frame when zoomed (fractions of
+// the canvas): the LV centre `lv` in the short axis, and in the long axes its row or column at the
+// middle of the labelled slices (`box` = [s0, s1, ...], all slices without labels).
+function threeCentres(shape, lv, box) {
+  const [s, r, c] = shape;
+  const [row, col] = lv || [r / 2, c / 2];
+  const z = box ? (box[0] + box[1] + 1) / 2 / s : 0.5;
+  return [[(col + 0.5) / c, (row + 0.5) / r], [(col + 0.5) / c, z], [(row + 0.5) / r, z]];
 }
 
 // A one-pixel line across an ImageData: horizontal at row `y` or vertical at column `x`.
