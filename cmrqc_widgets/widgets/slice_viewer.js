@@ -49,6 +49,7 @@ function copySlice(volume, shape, view, k, out) {
   }
 }
 
+const NOTE = `<div class="cmrqc-sv-note" hidden></div>`; // "ES loading…" in a mosaic half
 // Orientation letters: one span per edge of each image, filled from the `orientation` trait.
 const EDGES = ["left", "right", "top", "bottom"].map((e) => `<span class="cmrqc-sv-or" data-edge="${e}"></span>`).join("");
 
@@ -57,9 +58,12 @@ function render({ model, el }) {
   el.innerHTML = `
     <div class="cmrqc-sv-message" hidden></div>
     <div class="cmrqc-sv-panels">
-      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}<div class="cmrqc-sv-note" hidden></div></div><figcaption>MRI</figcaption></figure>
-      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}<div class="cmrqc-sv-note" hidden></div></div><figcaption>Labels</figcaption></figure>
-      <figure hidden><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-third"></canvas></div><figcaption>VLA</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}${NOTE}</div>
+        <figcaption>MRI</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}${NOTE}</div>
+        <figcaption>Labels</figcaption></figure>
+      <figure hidden><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-third"></canvas></div>
+        <figcaption>VLA</figcaption></figure>
     </div>
     <div class="cmrqc-sv-status"></div>`;
   const messageEl = el.querySelector(".cmrqc-sv-message");
@@ -264,7 +268,8 @@ function render({ model, el }) {
   function drawBothMosaics() {
     const t0 = performance.now();
     const [, phase] = String(model.get("case_id")).split(":");
-    const panes = [0, 1].map((i) => ({ canvas: canvases[i], note: notes[i], caption: figures[i].querySelector("figcaption") }));
+    const caption = (i) => figures[i].querySelector("figcaption");
+    const panes = [0, 1].map((i) => ({ canvas: canvases[i], note: notes[i], caption: caption(i) }));
     const shown = drawPhaseMosaics(panes, phase, volume, other, otherRefused, model.get("spacing"), paintTile);
     el.dataset.mosaicEd = shown.ED;
     el.dataset.mosaicEs = shown.ES;
@@ -437,7 +442,9 @@ function render({ model, el }) {
   }
   function onPointerUp(event) {
     const click = drag && !drag.windowDrag && Math.hypot(event.clientX - drag.x, event.clientY - drag.y) < 4;
-    if (click && screenMode() === "three") placePlanes({ target: drag.target, clientX: event.clientX, clientY: event.clientY });
+    if (click && screenMode() === "three") {
+      placePlanes({ target: drag.target, clientX: event.clientX, clientY: event.clientY });
+    }
     drag = null;
   }
   const noMenu = (event) => event.preventDefault();

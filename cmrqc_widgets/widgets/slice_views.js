@@ -71,7 +71,9 @@ function drawPhaseMosaics(panes, phase, current, other, refusal, spacing, paint)
       shown[name] = `${n} ${cols} ${rows}`;
       return;
     }
-    note.textContent = refusal ? `Could not show ${name}: the images received are those of ${refusal}.` : `${name} loading…`;
+    note.textContent = refusal
+      ? `Could not show ${name}: the images received are those of ${refusal}.`
+      : `${name} loading…`;
     canvas.width = canvas.height = 1;
     canvas.getContext("2d").clearRect(0, 0, 1, 1);
     shown[name] = refusal ? "refused" : "loading";
@@ -220,7 +222,8 @@ function layoutByMm(canvases, frame, zoom, centres = []) {
   const mm = (canvas) => [canvas.width * Number(canvas.dataset.mmW), canvas.height * Number(canvas.dataset.mmH)];
   const largest = Math.max(1e-6, ...shown.map((canvas) => Math.max(...mm(canvas))));
   const pxPerMm = (frame / largest) * zoom;
-  const place = (size, at) => (size <= frame ? (frame - size) / 2 : Math.min(0, Math.max(frame - size, frame / 2 - at)));
+  const place = (size, at) =>
+    size <= frame ? (frame - size) / 2 : Math.min(0, Math.max(frame - size, frame / 2 - at));
   canvases.forEach((canvas, i) => {
     const [w, h] = shown.includes(canvas) ? mm(canvas).map((v) => v * pxPerMm) : [0, 0];
     const [fx, fy] = centres[i] || [0.5, 0.5];
