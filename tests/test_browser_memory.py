@@ -180,4 +180,76 @@ def test_a_switch_sends_the_images_first(signed, monkeypatch) -> None:  # noqa: 
     w.next_patient_button.click()
     assert order and order[0] is w.slice_view
     assert w.title in order[:3]  # the patient's name follows at once
+
+
+# -- ED and ES side by side in the mosaic (issue 12) -----------------------------------------------
+def other_phase_of(key: str) -> tuple[str, str]:
+    """(phase, patient folder) a content key was packed from, as the browser reads it."""
+    head = key.rsplit("#", 1)[0]
+    phase, folder = head.split(":", 1)
+    return phase, folder
+
+
+def test_the_other_phase_of_the_patient_is_named_and_held(signed) -> None:  # noqa: F811
+    """Once the case is painted, ``other_key`` names this patient's other phase and the browser holds it."""
+    root, _ = signed
+    w, browser = screen(root)
+    view = w.slice_view
+    assert other_phase_of(view.other_key) == ("ES", str(w.state.patient_dir()))
+    assert view.other_key in browser.kept
+    w.phase_toggle.value = "ES"  # the ED volume, on screen a moment ago, is now the other phase
+    browser.paint()
+    assert other_phase_of(view.other_key) == ("ED", str(w.state.patient_dir()))
+    assert view.other_key in browser.kept
+    w.close()
+
+
+def test_the_other_phase_is_never_another_patients(signed) -> None:  # noqa: F811
+    """Walking both phases of the cohort: ``other_key`` is '' or this patient's other phase, no other's."""
+    root, folders = signed
+    w, browser = screen(root)
+    for step in range(2 * len(folders)):
+        if step == len(folders):
+            w.phase_toggle.value = "ES"
+        w.next_patient_button.click()
+        key = w.slice_view.other_key
+        assert key == "" or other_phase_of(key) == (
+            "ED" if w.state.phase == "ES" else "ES",
+            str(w.state.patient_dir()),
+        ), (w.state.patient, w.state.phase, key)
+        browser.paint()
+        w.wait_idle()
+        assert w.slice_view.other_key in browser.kept  # sent once the case was painted
+    w.close()
+
+
+def test_want_of_the_other_phase_is_answered(signed) -> None:  # noqa: F811
+    """A page that lost the other phase asks for it and gets it (it is a volume the kernel chose)."""
+    root, _ = signed
+    w, browser = screen(root)
+    browser.kept.clear()
+    w.slice_view._handle_custom_msg({"type": "want", "key": w.slice_view.other_key}, [])
+    assert browser.received[-1] == w.slice_view.other_key
+    w.close()
+
+
+def test_a_message_forgets_the_other_phase(signed) -> None:  # noqa: F811
+    """A case error blanks the mosaic's second half too."""
+    root, _ = signed
+    w, _ = screen(root)
+    w.slice_view.show_message("The labels file is not a valid NIfTI file.")
+    assert w.slice_view.other_key == ""
+    w.close()
+
+
+def test_in_the_mosaic_the_other_phase_goes_first(signed) -> None:  # noqa: F811
+    """With the mosaic on, the first volume sent after the paint is this patient's other phase."""
+    root, _ = signed
+    w = ReviewWidget(root=root, user=REVIEWER, dataset="cohort.json")
+    w.state.mosaic = True
+    browser = Browser(w.slice_view)
+    w.wait_idle()
+    browser.paint()
+    assert browser.received[1] == w.slice_view.other_key
+    assert other_phase_of(browser.received[1]) == ("ES", str(w.state.patient_dir()))
     w.close()

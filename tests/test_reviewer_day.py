@@ -189,3 +189,18 @@ def test_window_presets_and_invert(widget: ReviewWidget) -> None:
     assert w.slice_view.invert is True and w.display_controls.invert_checkbox.value is True
     w.display_controls.reset_window_button.click()
     assert w.slice_view.window == w.slice_view.default_window
+
+
+def test_whole_heart_modes_by_key_and_checkbox(widget: ReviewWidget) -> None:
+    """M and V switch the mosaic and the three views on the viewer; turning one on turns the other off."""
+    w = widget
+    assert w.handle_key(key("m"))
+    assert w.slice_view.mosaic and not w.slice_view.three_views
+    assert w.handle_key(key("v"))
+    assert w.slice_view.three_views and not w.slice_view.mosaic
+    assert not w.display_controls.mosaic_checkbox.value and w.display_controls.three_views_checkbox.value
+    w.display_controls.mosaic_checkbox.value = True
+    assert w.slice_view.mosaic and not w.slice_view.three_views
+    w.handle_key(key("m"))
+    assert not w.slice_view.mosaic and not w.slice_view.three_views
+    assert any(keys == "V" for keys, _ in w.hotkeys.help_rows)  # listed in the ? overlay

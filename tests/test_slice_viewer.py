@@ -219,3 +219,29 @@ def test_state_from_the_browser_is_validated():
     assert viewer.slice_index == 4
     viewer.set_state({"slice_index": 99})
     assert viewer.slice_index == 5
+
+
+def phase_of(patient: str, phase: str, seed: int = 0) -> SimpleNamespace:
+    """``make_case`` as one phase of one patient folder (what ``pack_case`` records)."""
+    case = make_case()
+    case.image = case.image + seed
+    return SimpleNamespace(**vars(case), patient_dir=f"/data/{patient}", phase=phase)
+
+
+def test_other_phase_is_named_only_for_the_same_patient(monkeypatch):
+    """``other_key`` names an offered volume only when it is this patient's other phase; a case of
+    another patient clears it, and the ED shown a moment ago is the other phase of ES."""
+    from cmrqc_widgets.render.packing import pack_case
+
+    viewer = SliceViewer()
+    monkeypatch.setattr(viewer, "send", lambda content, buffers=None: None)
+    ed, es = phase_of("p1", "ED"), phase_of("p1", "ES", seed=5)
+    viewer.show_case(ed)
+    viewer.offer([pack_case(phase_of("p2", "ES")), pack_case(phase_of("p1", "ED", seed=9))])
+    assert viewer.other_key == ""  # another patient's ES, or this patient's ED again: not the other phase
+    viewer.offer([pack_case(phase_of("p2", "ED")), pack_case(es)])
+    assert viewer.other_key == pack_case(es).key
+    viewer.show_case(phase_of("p2", "ED"))
+    assert viewer.other_key == ""  # p1's ES is held, but it is not p2's
+    viewer.show_case(phase_of("p2", "ES"))
+    assert viewer.other_key == pack_case(phase_of("p2", "ED")).key  # the case on screen a moment ago

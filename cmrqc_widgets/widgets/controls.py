@@ -104,8 +104,8 @@ class DisplayControls(VBox):
 
     Attributes
     ----------
-    overlay_checkbox, contour_checkbox, mosaic_checkbox, transparency_slider, zoom_slider,
-    window_slider, reset_window_button, invert_checkbox, preset_dropdown,
+    overlay_checkbox, contour_checkbox, mosaic_checkbox, three_views_checkbox, transparency_slider,
+    zoom_slider, window_slider, reset_window_button, invert_checkbox, preset_dropdown,
     structure_checkboxes : dict[str, Checkbox]
     """
 
@@ -119,7 +119,14 @@ class DisplayControls(VBox):
             value=False, description="Outline (L)", indent=False, tooltip="Outlines", layout=_auto()
         )
         self.mosaic_checkbox = Checkbox(
-            value=False, description="Mosaic (M)", indent=False, tooltip="All slices", layout=_auto()
+            value=False, description="Mosaic (M)", indent=False, tooltip="ED and ES slices", layout=_auto()
+        )
+        self.three_views_checkbox = Checkbox(
+            value=False,
+            description="Three views (V)",
+            indent=False,
+            tooltip="Short axis and both long axes",
+            layout=_auto(),
         )
         # Whole percent: a reviewer typing "30" in the readout means 30 %, not 30 x 100 %.
         self.transparency_slider = IntSlider(
@@ -180,6 +187,7 @@ class DisplayControls(VBox):
         link((state, "contour"), (self.contour_checkbox, "value"))
         link((state, "invert"), (self.invert_checkbox, "value"))
         link((state, "mosaic"), (self.mosaic_checkbox, "value"))
+        link((state, "three_views"), (self.three_views_checkbox, "value"))
         link(
             (state, "alpha"),
             (self.transparency_slider, "value"),
@@ -197,7 +205,15 @@ class DisplayControls(VBox):
         super().__init__(
             [
                 HBox([self.overlay_checkbox, self.contour_checkbox, self.transparency_slider]),
-                HBox([self.zoom_slider, self.mosaic_checkbox, self.invert_checkbox, self.preset_dropdown]),
+                HBox(
+                    [
+                        self.zoom_slider,
+                        self.mosaic_checkbox,
+                        self.three_views_checkbox,
+                        self.invert_checkbox,
+                        self.preset_dropdown,
+                    ]
+                ),
                 HBox([self.window_slider, self.reset_window_button, *swatches]),
             ],
             **kwargs,

@@ -33,6 +33,7 @@ KEYMAP: dict[str, tuple[str, tuple[Any, ...]]] = {
     "o": ("toggle_overlay", ()),
     "l": ("toggle_contour", ()),
     "m": ("toggle_mosaic", ()),
+    "v": ("toggle_three_views", ()),
     "i": ("toggle_invert", ()),
 }
 """Key (``KeyboardEvent.key``, letters lower-case) -> (ReviewState method, arguments)."""
@@ -62,7 +63,8 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("J", "next patient or phase without a decision"),
     ("Space", "play / pause the slices"),
     ("O · L", "overlay on / off · overlay as outlines / filled"),
-    ("M", "mosaic: every short-axis slice at once / one slice"),
+    ("M", "mosaic: every short-axis slice of ED and ES side by side / one slice"),
+    ("V", "three views: short axis and both long axes with reference lines / one view"),
     ("I", "invert the grey levels"),
     ("drag", "left: pan the zoomed image · right (or Shift): window / level"),
     ("?", "show / hide this list"),
@@ -72,7 +74,7 @@ HELP_ROWS: list[tuple[str, str]] = [
 HELP = (
     "Keys (anywhere but a text box): A/R/F/U decide and go on · Shift+A accept both phases · Z undo"
     " · C comment, Esc leaves it · ←/→ slice · ↑/↓ or P/N patient · E/S phase · J next undecided"
-    " · Space play · O overlay · L outlines · M mosaic · I invert · ? all keys"
+    " · Space play · O overlay · L outlines · M mosaic · V three views · I invert · ? all keys"
 )
 """The help line shown under the screen."""
 

@@ -152,7 +152,8 @@ class ReviewWidget(VBox):
         )
         self.help = HTML(f"<small>{html.escape(keymap.HELP)}</small>")
 
-        shown = ("overlay", "contour", "mosaic", "invert", "alpha", "window", "zoom", "visible")
+        shown = ("overlay", "contour", "mosaic", "three_views", "invert", "alpha", "window", "zoom")
+        shown = (*shown, "visible")
         for name in ("slice", "view", *shown, "playing", "fps"):
             link((st, name), (self.slice_view, "slice_index" if name == "slice" else name))
         dlink((st, "case_id"), (self.slice_view, "case_id"))

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, HasTraits, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Float, HasTraits, Int, List, TraitError, Unicode, observe, validate
 
 from ..names import STRUCTURES
 from ..store.files import new_file_mode
@@ -38,7 +38,8 @@ class ViewSettings(HasTraits):
     overlay = Bool(True, help="Colour overlay on the MRI.")
     contour = Bool(False, help="Overlay drawn as outlines instead of filled.")
     invert = Bool(False, help="Grey levels inverted.")
-    mosaic = Bool(False, help="All short-axis slices at once (lightbox).")
+    mosaic = Bool(False, help="All short-axis slices of ED and ES at once (lightbox).")
+    three_views = Bool(False, help="Short axis and both long axes side by side, with reference lines.")
     alpha = Float(0.4, help="Overlay opacity, 0-1.")
     zoom = Float(1.0, help="Zoom factor, 0.5-3.")
     window = List(Float(), default_value=[0.0, 255.0], help="[low, high] in 0..255 display units.")
@@ -84,9 +85,20 @@ class ViewSettings(HasTraits):
             raise TraitError(f"Unknown structures {unknown}; use names from {list(STRUCTURES)}.")
         return [name for name in STRUCTURES if name in proposal.value]
 
+    @observe("mosaic", "three_views")
+    def _one_whole_heart_mode(self, change: Any) -> None:
+        # Mosaic and three views share the panels: turning one on turns the other off.
+        if change.new:
+            other = "three_views" if change.name == "mosaic" else "mosaic"
+            setattr(self, other, False)
+
     def toggle_mosaic(self) -> None:
-        """All short-axis slices at once, or back to one slice."""
+        """All short-axis slices of ED and ES at once, or back to one slice."""
         self.mosaic = not self.mosaic
+
+    def toggle_three_views(self) -> None:
+        """Short axis and both long axes side by side, or back to one view."""
+        self.three_views = not self.three_views
 
     def toggle_invert(self) -> None:
         """Invert the grey levels, or back."""

@@ -1,5 +1,7 @@
 // Slice viewer for cmrqc_widgets (anywidget ES module, no build step, no imports; the kernel puts
-// volume_store.js in front of this file: asBytes, inflate, describe, describeKey, volumeStore).
+// volume_store.js and slice_views.js in front of this file: asBytes, inflate, describe, describeKey,
+// volumeStore; drawPhaseMosaics, otherPhaseRefusal, drawThreeViews, threePlanes, threeCentres,
+// structureCentre, planesAt, layoutByMm).
 //
 // The kernel sends one phase of one patient once, as a volume message (uint8 MRI 0..255 and uint8
 // structure codes, zlib-compressed, [slices, rows, cols]) kept in the store, and names the volume
@@ -13,6 +15,8 @@
 // was packed from. A volume whose id is not `case_id`, or whose key is another patient or phase,
 // is never painted: the canvases are cleared and, unless its replacement is still on its way, the
 // viewer says which case it could not show. Only the volume `volume_key` names is ever looked up.
+// The mosaic's other phase is `other_key`'s volume, painted only when its key is the patient of
+// `case_id` in the other phase; until then its half says "ES loading…" (or "ED loading…").
 
 const BASE_PX = 320; // CSS pixels of the larger short-axis extent at zoom 1 before the first layout
 const UNKNOWN = 255; // structure code of a label value the label map does not name
@@ -45,6 +49,7 @@ function copySlice(volume, shape, view, k, out) {
   }
 }
 
+const NOTE = `<div class="cmrqc-sv-note" hidden></div>`; // "ES loading…" in a mosaic half
 // Orientation letters: one span per edge of each image, filled from the `orientation` trait.
 const EDGES = ["left", "right", "top", "bottom"].map((e) => `<span class="cmrqc-sv-or" data-edge="${e}"></span>`).join("");
 
@@ -53,8 +58,12 @@ function render({ model, el }) {
   el.innerHTML = `
     <div class="cmrqc-sv-message" hidden></div>
     <div class="cmrqc-sv-panels">
-      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}</div><figcaption>MRI</figcaption></figure>
-      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}</div><figcaption>Labels</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-mri"></canvas>${EDGES}${NOTE}</div>
+        <figcaption>MRI</figcaption></figure>
+      <figure><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-labels"></canvas>${EDGES}${NOTE}</div>
+        <figcaption>Labels</figcaption></figure>
+      <figure hidden><div class="cmrqc-sv-frame"><canvas class="cmrqc-sv-third"></canvas></div>
+        <figcaption>VLA</figcaption></figure>
     </div>
     <div class="cmrqc-sv-status"></div>`;
   const messageEl = el.querySelector(".cmrqc-sv-message");
@@ -62,8 +71,14 @@ function render({ model, el }) {
   const status = el.querySelector(".cmrqc-sv-status");
   const canvases = [el.querySelector(".cmrqc-sv-mri"), el.querySelector(".cmrqc-sv-labels")];
   const contexts = canvases.map((canvas) => canvas.getContext("2d"));
+  const third = el.querySelector(".cmrqc-sv-third");
+  const figures = [...el.querySelectorAll(".cmrqc-sv-panels > figure")];
+  const notes = [...el.querySelectorAll(".cmrqc-sv-note")];
 
   let volume = null; // { image, labels, shape, bbox, id, key } once decoded
+  let other = null; // the current patient's other phase { image, labels, shape, key }, once decoded
+  let otherRefused = ""; // whose volume `other_key` named when it was not this patient's other phase
+  let otherGeneration = 0;
   let generation = 0; // drops a decode that finished after a newer volume was named
   const store = volumeStore(); // volumes sent by the kernel, by key
   let wanted = ""; // key asked of the kernel ("want") and not come yet
@@ -127,17 +142,20 @@ function render({ model, el }) {
   // centred on the heart (the labels' bounding box) and moved by dragging (see "pan and window").
   function layout() {
     if (!volume) return;
-    let g = geometry(volume.shape, model.get("spacing"), model.get("view"));
-    let sa = geometry(volume.shape, model.get("spacing"), "sa");
-    if (model.get("mosaic")) {
-      const { cols, rows } = mosaicGrid(sa.n);
-      sa = g = { ...sa, width: sa.width * cols, height: sa.height * rows };
+    const mode = screenMode();
+    if (mode !== "single") {
+      const centres = mode === "three" ? threeCentres(volume.shape, volume.lvCentre, bbox) : []; // zoomed: on the heart
+      layoutByMm(mode === "three" ? [...canvases, third] : canvases, frameSize(), model.get("zoom"), centres);
+      el.dataset.frame = String(Math.round(frameSize()));
+      return;
     }
+    const g = geometry(volume.shape, model.get("spacing"), model.get("view"));
+    const sa = geometry(volume.shape, model.get("spacing"), "sa");
     const frame = frameSize();
     const pxPerMm = (frame / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
     const width = g.width * g.mmW * pxPerMm;
     const height = g.height * g.mmH * pxPerMm;
-    const [cx, cy] = model.get("mosaic") ? [g.width / 2, g.height / 2] : heartCentre(g);
+    const [cx, cy] = heartCentre(g);
     const left = place(width, frame, (cx / g.width) * width, pan.x);
     const top = place(height, frame, (cy / g.height) * height, pan.y);
     for (const canvas of canvases) {
@@ -154,11 +172,16 @@ function render({ model, el }) {
     showMessage();
     if (!volume || model.get("message") || error) return;
     if (refused()) {
-      for (const ctx of contexts) ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+      for (const canvas of [...canvases, third]) canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
       el.dataset.volumeId = "";
       return;
     }
-    if (model.get("mosaic")) return drawMosaic();
+    const mode = screenMode();
+    showPanels(mode);
+    el.dataset.volumeId = volume.id;
+    el.dataset.volumeKey = volume.key;
+    if (mode === "mosaic") return drawBothMosaics();
+    if (mode === "three") return drawThree();
     const t0 = performance.now();
     const view = model.get("view");
     const g = geometry(volume.shape, model.get("spacing"), view);
@@ -225,42 +248,117 @@ function render({ model, el }) {
     }
   }
 
-  // Mosaic (lightbox): every short-axis slice of the phase in a grid, from the volume in memory.
-  function mosaicGrid(n) {
-    const cols = Math.max(1, Math.ceil(Math.sqrt(n)));
-    return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
+  // --- whole-heart modes (issue 12; the drawing is in slice_views.js) ------------------------
+  function screenMode() {
+    if (model.get("mosaic")) return "mosaic";
+    return model.get("three_views") ? "three" : "single";
   }
 
-  function drawMosaic() {
+  const CAPTIONS = { single: ["MRI", "Labels", ""], mosaic: ["ED", "ES", ""], three: ["Short axis", "HLA", "VLA"] };
+  function showPanels(mode) {
+    figures[2].hidden = mode !== "three";
+    figures.forEach((figure, i) => (figure.querySelector("figcaption").textContent = CAPTIONS[mode][i]));
+    for (const span of el.querySelectorAll(".cmrqc-sv-or")) span.hidden = mode !== "single";
+    if (mode !== "mosaic") for (const note of notes) note.hidden = true;
+    el.dataset.mode = mode;
+  }
+
+  // ED left, ES right, whichever phase is current (drawPhaseMosaics): the other half from `other`
+  // (checked in selectOther), or "ES loading…" on a blank canvas while the browser lacks it.
+  function drawBothMosaics() {
     const t0 = performance.now();
-    const g = geometry(volume.shape, model.get("spacing"), "sa");
-    const { cols, rows } = mosaicGrid(g.n);
-    const width = cols * g.width;
-    const height = rows * g.height;
-    for (const canvas of canvases) {
-      if (canvas.width !== width || canvas.height !== height) {
-        canvas.width = width;
-        canvas.height = height;
-      }
-    }
-    const [mriCtx, labelCtx] = contexts;
-    const mri = mriCtx.createImageData(width, height);
-    const lab = labelCtx.createImageData(width, height);
-    const size = g.width * g.height;
-    const grey = new Uint8Array(size);
-    const codes = new Uint8Array(size);
-    for (let k = 0; k < g.n; k++) {
-      copySlice(volume.image, volume.shape, "sa", k, grey);
-      copySlice(volume.labels, volume.shape, "sa", k, codes);
-      paintTile(mri, lab, (k % cols) * g.width, Math.floor(k / cols) * g.height, grey, codes, g.width, g.height);
-    }
-    for (let q = 3; q < mri.data.length; q += 4) mri.data[q] = lab.data[q] = 255; // empty tiles black
-    mriCtx.putImageData(mri, 0, 0);
-    labelCtx.putImageData(lab, 0, 0);
-    status.textContent = `all ${g.n} slices (mosaic)`;
-    el.dataset.mosaic = `${g.n} ${cols} ${rows}`;
+    const [, phase] = String(model.get("case_id")).split(":");
+    const caption = (i) => figures[i].querySelector("figcaption");
+    const panes = [0, 1].map((i) => ({ canvas: canvases[i], note: notes[i], caption: caption(i) }));
+    const shown = drawPhaseMosaics(panes, phase, volume, other, otherRefused, model.get("spacing"), paintTile);
+    el.dataset.mosaicEd = shown.ED;
+    el.dataset.mosaicEs = shown.ES;
+    el.dataset.mosaic = shown[phase === "ES" ? "ES" : "ED"];
+    layout();
+    status.textContent = `all ${volume.shape[0]} slices, ED and ES (mosaic)`;
     el.dataset.draws = String(++draws);
     el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
+  // Short axis at the current slice, the long axes through the LV's centre (the slice centre
+  // without an LV; when the view is a long axis, through its slice), each with the others' planes.
+  function drawThree() {
+    const t0 = performance.now();
+    const lv = model.get("structures").indexOf("LV") + 1;
+    if (volume.lvCentre === undefined) volume.lvCentre = lv ? structureCentre(volume, lv) : null;
+    // volume.placed: long-axis planes the reviewer clicked on this volume.
+    const at = threePlanes(volume.shape, model.get("view"), model.get("slice_index"), volume.lvCentre, volume.placed);
+    const where = drawThreeViews([...canvases, third], volume, model.get("spacing"), at, paintTile);
+    threeDrawn = where;
+    layout();
+    status.textContent = `slice ${at.sa + 1} / ${volume.shape[0]} with both long axes`;
+    el.dataset.slice = String(at.sa);
+    el.dataset.cross = JSON.stringify(where);
+    el.dataset.draws = String(++draws);
+    el.dataset.paintMs = (performance.now() - t0).toFixed(3);
+  }
+
+  // A click (no drag) on one of the three views places the other planes there: the long axes in
+  // the display only, the short-axis slice through the kernel (as the wheel does).
+  let threeDrawn = null;
+  function placePlanes(event) {
+    const pane = [...canvases, third].indexOf(event.target);
+    if (pane < 0 || !threeDrawn) return;
+    const canvas = event.target;
+    const rect = canvas.getBoundingClientRect();
+    const x = ((event.clientX - rect.left) / rect.width) * canvas.width;
+    const y = ((event.clientY - rect.top) / rect.height) * canvas.height;
+    const planes = planesAt(pane, x, y, threeDrawn);
+    volume.placed = { ...volume.placed, ...planes };
+    const slice = Math.max(0, Math.min(volume.shape[0] - 1, planes.slice ?? -1));
+    if (planes.slice !== undefined && model.get("view") === "sa" && slice !== model.get("slice_index")) {
+      model.set("slice_index", slice);
+      model.save_changes(); // its change event repaints
+    } else {
+      draw();
+    }
+  }
+
+  // The other phase of the patient on screen, as the kernel names it in `other_key`: painted only
+  // when the key's patient and phase are those of `case_id` with the other phase.
+  async function selectOther() {
+    const mine = ++otherGeneration;
+    const key = model.get("other_key");
+    if (other && other.key !== key) other = null;
+    otherRefused = otherPhaseRefusal(model.get("case_id"), key);
+    if (!key || otherRefused) {
+      other = null;
+      if (screenMode() === "mosaic") draw();
+      return;
+    }
+    const pending = store.get(key);
+    if (!pending) {
+      if (screenMode() === "mosaic" && wanted !== key) {
+        wanted = key;
+        model.send({ type: "want", key });
+      }
+      if (screenMode() === "mosaic") draw();
+      return;
+    }
+    try {
+      const decoded = await pending;
+      if (mine !== otherGeneration) return;
+      other = { ...decoded, key };
+    } catch {
+      if (mine !== otherGeneration) return;
+      other = null;
+    }
+    if (screenMode() === "mosaic") draw();
+  }
+
+  let otherQueued = false;
+  function queueOther() {
+    if (otherQueued) return;
+    otherQueued = true;
+    queueMicrotask(() => {
+      otherQueued = false;
+      selectOther();
+    });
   }
 
   // --- frame size, heart centre, pan and window drag (issue 12) ------------------------------
@@ -268,8 +366,9 @@ function render({ model, el }) {
   const MIN_FRAME = 240;
   const RESERVED_HEIGHT = 500; // header, strip, slice and display controls, decisions, comment
   function frameSize() {
-    const width = (el.clientWidth || 2 * BASE_PX + 8) - 8;
-    const byWidth = width / 2;
+    const panes = screenMode() === "three" ? 3 : 2;
+    const width = (el.clientWidth || 2 * BASE_PX + 8) - 8 * (panes - 1);
+    const byWidth = width / panes;
     const byHeight = window.innerHeight - RESERVED_HEIGHT;
     return Math.max(MIN_FRAME, Math.floor(Math.min(byWidth, byHeight)));
   }
@@ -317,7 +416,8 @@ function render({ model, el }) {
     if (!volume || (event.button !== 0 && event.button !== 2)) return;
     event.preventDefault();
     const windowDrag = event.button === 2 || event.shiftKey;
-    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag };
+    const target = event.target;
+    drag = { x: event.clientX, y: event.clientY, pan: { ...pan }, window: model.get("window"), windowDrag, target };
     panels.setPointerCapture(event.pointerId);
   }
   function onPointerMove(event) {
@@ -340,7 +440,11 @@ function render({ model, el }) {
       layout();
     }
   }
-  function onPointerUp() {
+  function onPointerUp(event) {
+    const click = drag && !drag.windowDrag && Math.hypot(event.clientX - drag.x, event.clientY - drag.y) < 4;
+    if (click && screenMode() === "three") {
+      placePlanes({ target: drag.target, clientX: event.clientX, clientY: event.clientY });
+    }
     drag = null;
   }
   const noMenu = (event) => event.preventDefault();
@@ -414,8 +518,10 @@ function render({ model, el }) {
   function onMessage(msg, buffers) {
     if (!msg || msg.type !== "volume" || typeof msg.key !== "string" || !Array.isArray(msg.shape)) return;
     store.put(msg.key, msg.shape, buffers || []);
-    el.dataset.kept = store.keys().join("\n"); // for the browser tests: what is held    if (msg.key === wanted) wanted = "";
+    el.dataset.kept = store.keys().join("\n"); // for the browser tests: what is held
+    if (msg.key === wanted) wanted = "";
     if (msg.key === model.get("volume_key") && !(volume && volume.key === msg.key)) queueSelect();
+    if (msg.key === model.get("other_key") && !(other && other.key === msg.key)) queueOther();
   }
   model.on("msg:custom", onMessage);
 
@@ -439,11 +545,12 @@ function render({ model, el }) {
   const handlers = [
     ["change:volume_key change:shape change:volume_id", queueSelect],
     // After the whole message: its new volume, if any, has queued its load by then.
-    ["change:case_id", () => queueMicrotask(draw)],
+    ["change:case_id", () => (queueOther(), queueMicrotask(draw))],
+    ["change:other_key", queueOther],
     ["change:window change:invert", () => (buildLut(), invertLut(), draw())],
     ["change:colours change:visible change:structures", () => (buildColours(), draw())],
     ["change:slice_index change:overlay change:alpha change:message change:contour", draw],
-    ["change:mosaic", () => (layout(), draw())],
+    ["change:mosaic change:three_views", () => (queueOther(), layout(), draw(), layout())],
     ["change:view change:spacing", () => (layout(), placeLetters(), draw())],
     ["change:orientation", placeLetters],
     ["change:zoom", layout],
@@ -456,6 +563,7 @@ function render({ model, el }) {
   placeLetters();
   showMessage();
   select();
+  selectOther();
 
   return () => {
     generation++;

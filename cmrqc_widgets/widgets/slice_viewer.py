@@ -24,6 +24,14 @@ last :data:`BROWSER_KEEPS`. A switch to a kept volume then sends only traits (a 
 The kernel still chooses: the browser paints only the volume ``volume_key`` names, checks that its
 key's patient and phase are those of ``case_id``, and asks for it (``{"type": "want"}``) when it
 does not hold it. A file that changed gets a new key, so a kept copy of the old one is never shown.
+
+ED and ES side by side (issue 12): the mosaic shows both phases of the current patient. The other
+phase's volume is one the kernel chose too: ``other_key`` names it only when it was packed from the
+same patient folder as the case on screen and from the other phase (else it stays ''), it goes
+out with the neighbours once the case is painted, and the browser paints it only when the key's
+patient and phase are ``case_id``'s patient and the other phase; until then that half says
+"ES loading…". The drawing of the mosaic and of the three views (short axis and both long axes
+with cross-reference lines) lives in ``slice_views.js``.
 """
 
 from __future__ import annotations
@@ -91,8 +99,11 @@ class SliceViewer(anywidget.AnyWidget):
     >>> viewer.step(-1); viewer.view = "hla"; viewer.alpha = 0.6
     """
 
-    # Two plain files joined into one ES module (anywidget loads one module, from a string).
-    _esm = "\n".join(Path(__file__).with_name(f).read_text() for f in ("volume_store.js", "slice_viewer.js"))
+    # Plain files joined into one ES module (anywidget loads one module, from a string).
+    _esm = "\n".join(
+        Path(__file__).with_name(f).read_text()
+        for f in ("volume_store.js", "slice_views.js", "slice_viewer.js")
+    )
     _css = Path(__file__).with_name("slice_viewer.css")
 
     image = traitlets.Bytes(b"")
@@ -125,6 +136,12 @@ class SliceViewer(anywidget.AnyWidget):
     """Overlay as outlines (each structure's edge, opaque) instead of filled."""
     mosaic = traitlets.Bool(False).tag(sync=True)
     """Every short-axis slice of the phase at once, in a grid (painted from the volume already sent)."""
+    three_views = traitlets.Bool(False).tag(sync=True)
+    """Short axis, horizontal and vertical long axis side by side, with cross-reference lines (the
+    mosaic wins when both are on)."""
+    other_key = traitlets.Unicode("").tag(sync=True)
+    """Content key of the current patient's other phase (the mosaic's second half), '' while the
+    kernel holds no packed volume of it."""
     playing = traitlets.Bool(False).tag(sync=True)
     fps = traitlets.Int(5).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
@@ -145,6 +162,7 @@ class SliceViewer(anywidget.AnyWidget):
         self._sent: OrderedDict[str, None] = OrderedDict()  # keys the browser is believed to hold
         self._current: PackedCase | None = None
         self._offered: list[PackedCase] = []
+        self._other: PackedCase | None = None  # the current patient's other phase, when packed
         self.painted_key = ""
         """Key of the last volume the browser reported painted ('' before any)."""
         self.n_volumes_sent = 0
@@ -245,7 +263,9 @@ class SliceViewer(anywidget.AnyWidget):
                 raise CaseMismatchError(f"the case {identity!r} is not the one on screen, {case_id!r}")
         image_bytes, labels_bytes, shape, window = packed.volume
         index = self.slice_index if slice_index is None else slice_index
+        known = [p for p in (self._current, self._other, *self._offered) if p is not None]
         self._current = packed
+        self._other = self._other_phase(known)
         if packed.key in self._sent:
             self._sent.move_to_end(packed.key)  # kept in the browser: only the traits travel
         else:
@@ -254,6 +274,7 @@ class SliceViewer(anywidget.AnyWidget):
             self.case_id = case_id
             self.volume_id = identity
             self.volume_key = packed.key
+            self.other_key = self._other.key if self._other is not None else ""
             self.image = image_bytes
             self.labels = labels_bytes
             self.spacing = [float(s) for s in case.spacing]
@@ -271,6 +292,7 @@ class SliceViewer(anywidget.AnyWidget):
             self.playing = False
             self.volume_id = ""
             self.volume_key = ""
+            self.other_key = ""
             self.orientation = {}
             self.image = b""
             self.labels = b""
@@ -278,6 +300,7 @@ class SliceViewer(anywidget.AnyWidget):
             self.slice_index = 0
             self.message = text or "Nothing to show."
         self._current = None
+        self._other = None
 
     def step(self, delta: int) -> int:
         """Move ``delta`` slices (clamped, no wrap) and return the new index."""
@@ -302,7 +325,22 @@ class SliceViewer(anywidget.AnyWidget):
         already has), so they never delay the case on screen; volumes it holds are not sent again.
         """
         self._offered = [p for p in neighbours if p is not None][: KERNEL_ASSUMES - 1]
+        other = self._other_phase(self._offered)
+        if other is not None and self._current is not None:
+            self._other = other
+            self.other_key = other.key
         return self._push()
+
+    def _other_phase(self, candidates: Iterable[PackedCase]) -> PackedCase | None:
+        """The candidate packed from the current case's patient folder and its other phase, if any
+        (the identity check of the mosaic's second half: never another patient's volume)."""
+        here = self._current
+        if here is None or not here.patient_dir:
+            return None
+        for packed in candidates:
+            if packed.patient_dir == here.patient_dir and packed.phase != here.phase and packed.phase:
+                return packed
+        return None
 
     def holds(self, key: str) -> bool:
         """Whether the browser is believed to hold the volume ``key`` (sent and not yet evicted)."""
@@ -312,7 +350,10 @@ class SliceViewer(anywidget.AnyWidget):
         if not self.volume_key or self.painted_key != self.volume_key:
             return 0  # the case on screen first
         sent = 0
-        for packed in self._offered:
+        # The other phase too when it was not offered (it was the case on screen a moment ago),
+        # and first when the mosaic shows it beside this one.
+        order = (self._other, *self._offered) if self.mosaic else (*self._offered, self._other)
+        for packed in (p for p in order if p is not None):
             if packed.key not in self._sent:
                 self._send_volume(packed)
                 sent += 1
@@ -345,6 +386,6 @@ class SliceViewer(anywidget.AnyWidget):
         elif kind == "want":
             # That view holds nothing we sent before it: start afresh (sending again is harmless).
             self._sent.clear()
-            held = [p for p in (self._current, *self._offered) if p is not None and p.key == key]
+            held = [p for p in (self._current, self._other, *self._offered) if p is not None and p.key == key]
             if held:  # only volumes the kernel chose or offered, never anything else
                 self._send_volume(held[0])

@@ -207,6 +207,30 @@ def test_mosaic_shows_every_slice(voila_server, new_page, shot):
     wait_for(lambda: "mosaic" not in viewer.locator(".cmrqc-sv-status").inner_text(), what="one slice again")
 
 
+def test_three_views_by_key_follow_the_slice_keys(voila_server, new_page, shot):
+    """V shows short axis, HLA and VLA side by side; → moves the short-axis line down the long axes;
+    the ? overlay lists V; V again is one view."""
+    page = new_page()
+    open_dashboard(page, voila_server.url)
+    viewer = page.locator(".cmrqc-slice-viewer").first
+    wait_for(lambda: viewer.get_attribute("data-ready") == "1", what="painted")
+    page.keyboard.press("v")
+    wait_for(lambda: viewer.get_attribute("data-mode") == "three", what="three views")
+    shot(page, "three-views")
+    assert viewer.locator(".cmrqc-sv-third").is_visible()
+    before = json.loads(wait_for(lambda: viewer.get_attribute("data-cross"), what="reference lines"))
+    page.keyboard.press("ArrowRight")
+    moved = lambda: json.loads(viewer.get_attribute("data-cross"))["saOnHla"] > before["saOnHla"]  # noqa: E731
+    wait_for(moved, what="the short-axis line moved down")
+    overlay = page.locator(".cmrqc-keys-overlay").first
+    page.keyboard.press("?")
+    wait_for(overlay.is_visible, what="the keys overlay")
+    assert "three views" in overlay.inner_text()
+    page.keyboard.press("?")
+    page.keyboard.press("v")
+    wait_for(lambda: viewer.get_attribute("data-mode") == "single", what="one view again")
+
+
 def test_dead_kernel_shows_banner_and_disables_buttons(voila_server, new_page, shot):
     """Kill the kernel: a banner says the connection is lost and when the last save was; buttons off."""
     # It kills every kernel of this module's server, the preheated spare too: so it runs last here.
