@@ -154,6 +154,23 @@ def pdf_facts(path: Path) -> tuple[int, str]:
     return int(pages.group(1)) if pages else 0, title.group(1).decode("latin-1") if title else ""
 
 
+def kernel_processes(server_pid: int) -> dict:
+    """Kernel id -> psutil.Process, for every kernel the server process ``server_pid`` runs now."""
+    import re
+
+    import psutil
+
+    found = {}
+    for proc in psutil.Process(server_pid).children(recursive=True):
+        try:
+            match = re.search(r"kernel-([0-9a-f-]{36})\.json", " ".join(proc.cmdline()))
+        except psutil.Error:
+            continue
+        if match:
+            found[match.group(1)] = proc
+    return found
+
+
 def write_dicom_cine(
     folder: Path, *, slices: int = 4, frames: int = 3, patient_id: str = "PAT-0042", series_number: int = 7
 ) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from synthetic import kernel_processes
 
 from cmrqc_widgets.serve.voila import (
     TOKEN_ENV,
@@ -46,15 +47,7 @@ def get(port: int, path: str) -> tuple[int, str, str]:
 
 def kernels(server: subprocess.Popen) -> dict[str, psutil.Process]:
     """Kernel id -> process, for every kernel the server runs now."""
-    found = {}
-    for proc in psutil.Process(server.pid).children(recursive=True):
-        try:
-            match = re.search(r"kernel-([0-9a-f-]{36})\.json", " ".join(proc.cmdline()))
-        except psutil.Error:
-            continue
-        if match:
-            found[match.group(1)] = proc
-    return found
+    return kernel_processes(server.pid)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 from conftest import Server, free_port
+from synthetic import kernel_processes
 from test_dashboard import decision_button, patient_label, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,16 +57,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Serv
 
 
 def kernels(server: Server) -> dict[str, psutil.Process]:
-    """Kernel id -> kernel process, for every kernel the server runs now."""
-    found = {}
-    for proc in psutil.Process(server.process.pid).children(recursive=True):
-        try:
-            match = re.search(r"kernel-([0-9a-f-]{36})\.json", " ".join(proc.cmdline()))
-        except psutil.Error:
-            continue
-        if match:
-            found[match.group(1)] = proc
-    return found
+    """Kernel id -> process, for every kernel the server runs now."""
+    return kernel_processes(server.process.pid)
 
 
 JS_KERNEL_ID = "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
