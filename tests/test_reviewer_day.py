@@ -118,17 +118,23 @@ def test_keys_from_lists_and_checkboxes_still_act(widget: ReviewWidget) -> None:
 
 
 def test_display_settings_remembered_per_reviewer(root: Path) -> None:
-    """Transparency, zoom, overlay and decide-and-advance come back in the next session."""
+    """Transparency, zoom, overlay, the view mode and decide-and-advance come back in the next session."""
     w = ReviewWidget(root=root, user=REVIEWER)
     w.display_controls.transparency_slider.value = 25
     w.display_controls.zoom_slider.value = 150
     w.state.advance = False
     w.handle_key(key("o"))
+    w.handle_key(key("v"))
     w.close()
     again = ReviewWidget(root=root, user=REVIEWER)
     assert again.display_controls.transparency_slider.value == 25
     assert again.state.zoom == 1.5 and again.state.overlay is False and again.state.advance is False
+    assert again.state.three_views is True and again.slice_view.three_views is True
+    again.handle_key(key("m"))  # the mosaic replaces the three views, and is what comes back
     again.close()
+    third = ReviewWidget(root=root, user=REVIEWER)
+    assert (third.state.mosaic, third.state.three_views) == (True, False)
+    third.close()
 
 
 def test_3d_follows_2d_and_skips_cases_passed_over(widget: ReviewWidget) -> None:

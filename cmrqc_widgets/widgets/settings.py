@@ -117,6 +117,8 @@ PERSISTED: tuple[str, ...] = (
     "advance",
     "overlay",
     "contour",
+    "mosaic",
+    "three_views",
     "invert",
     "alpha",
     "zoom",
