@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -38,6 +39,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from cmrqc_widgets.serve.voila import TOKEN_ENV
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -155,7 +158,10 @@ class _Server:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.base = f"http://127.0.0.1:{self.port}/"
+        # `cmrqc serve` asks a token; the first page load carries it and gets the login cookie.
+        self.token = secrets.token_urlsafe(16)
+        self.url = f"{self.base}?token={self.token}"
         self.log_path = root / "serve.log"
         cmrqc = shutil.which("cmrqc")
         command = [cmrqc] if cmrqc else [sys.executable, "-c", "from cmrqc_widgets.cli import main; main()"]
@@ -166,6 +172,7 @@ class _Server:
     def start(self) -> None:
         env = dict(os.environ)
         env.pop("JUPYTERHUB_USER", None)
+        env[TOKEN_ENV] = self.token
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -180,7 +187,7 @@ class _Server:
     def wait_until_up(self, timeout: float) -> None:
         """Until Voilà answers on its port (any HTTP status); RuntimeError with the log otherwise."""
         # A static file: asking for "/" would start a kernel of its own.
-        url = f"{self.url}voila/static/extension.js"
+        url = f"{self.base}voila/static/extension.js"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
