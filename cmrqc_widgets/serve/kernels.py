@@ -46,6 +46,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Bool, Float
 
@@ -53,6 +54,25 @@ __all__ = ["HANDOVER_CODE", "ClosingKernelManager"]
 
 HANDOVER_CODE = "from cmrqc_widgets.widgets.kernel import hand_over\nhand_over()\n"
 """What the server runs in an older tab's kernel before shutting it down (no value from a browser)."""
+
+
+def _own_client(kernel: Any) -> Any:
+    """A client of ``kernel`` with a session of its own.
+
+    ``kernel.client()`` reuses the kernel manager's session, whose id is the ZMQ identity of the
+    client's shell socket: a second client with the same identity makes the kernel's socket drop
+    messages of the first (seen: a page's pending request never ran). A fresh session id avoids it.
+    """
+    from jupyter_client.session import Session
+
+    session = Session(
+        config=kernel.session.config, key=kernel.session.key, signature_scheme=kernel.session.signature_scheme
+    )
+    return kernel.client(session=session)
+
+
+DRAIN_QUIET = 0.3
+"""Seconds without kernel activity after which a closing page's messages count as handled."""
 
 
 class ClosingKernelManager(AsyncMappingKernelManager):
@@ -158,14 +178,27 @@ class ClosingKernelManager(AsyncMappingKernelManager):
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.05)
-        client = self.get_kernel(kernel_id).client()
+        kernel = self.get_kernel(kernel_id)
+        client = _own_client(kernel)
         try:
             client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
             await client.kernel_info(reply=True, timeout=max(deadline - time.monotonic(), 0.1))
         except Exception as err:  # a dead or stuck kernel: shut it down anyway
             self.log.info("Kernel %s did not answer before its shutdown: %r", kernel_id, err)
+            return
         finally:
             client.stop_channels()
+        # The kernel's socket serves its peers in turn, not in order of arrival, so the page's
+        # messages (another peer) may come after our request: wait until the kernel has been idle,
+        # with no activity seen on its output channel, for DRAIN_QUIET seconds.
+        await asyncio.sleep(DRAIN_QUIET)
+        while time.monotonic() < deadline:
+            idle = getattr(kernel, "execution_state", "idle") != "busy"
+            last = getattr(kernel, "last_activity", None)
+            quiet = last is None or (utcnow() - last).total_seconds() >= DRAIN_QUIET
+            if idle and quiet:
+                return
+            await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------------------------------------
     async def _replace(self, kernel_id: str, newer: str) -> None:
@@ -185,7 +218,7 @@ class ClosingKernelManager(AsyncMappingKernelManager):
             self._replacing.pop(kernel_id, None)
 
     async def _hand_over(self, kernel_id: str) -> None:
-        client = self.get_kernel(kernel_id).client()
+        client = _own_client(self.get_kernel(kernel_id))
         client.start_channels()
         try:
             msg_id = client.execute(HANDOVER_CODE, silent=True, store_history=False, allow_stdin=False)
