@@ -24,12 +24,22 @@ last :data:`BROWSER_KEEPS`. A switch to a kept volume then sends only traits (a 
 The kernel still chooses: the browser paints only the volume ``volume_key`` names, checks that its
 key's patient and phase are those of ``case_id``, and asks for it (``{"type": "want"}``) when it
 does not hold it. A file that changed gets a new key, so a kept copy of the old one is never shown.
+
+A switch without the round trip (issue 14): the kernel announces in ``ahead`` the case each
+patient-move key (``ahead_keys``) will show from the case on screen — the volume key, the identity
+it will give it, the patient's name and what the new case sets (shape, spacing, window,
+orientation letters) — and updates it whenever the order, the queue, the dataset or the case
+changes. On such a key the browser paints that volume at once, if it holds it, and names its patient
+in the page (viewer, header and title) in the same frame; the key still goes to the kernel, which
+chooses. Its answer (``volume_key``, ``case_id``) ends the guess: the same case is confirmed, another
+is painted instead. Only announced volumes are painted ahead, only from the case the announcement
+was made for, and never while an earlier move is unanswered.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +146,14 @@ class SliceViewer(anywidget.AnyWidget):
     a volume whose ``volume_id`` equals it."""
     volume_id = traitlets.Unicode("").tag(sync=True)
     """Identity of the case ``image`` and ``labels`` were packed from ('' when none)."""
+
+    ahead = traitlets.Dict(default_value={}).tag(sync=True)
+    """What each patient-move key will show from the case on screen (:meth:`announce`):
+    ``{"from": case_id, "next": {"key", "case_id", "label", "phase", "shape", "spacing", "window",
+    "orientation"}, "prev": {...}}``; ``{}`` when nothing is announced."""
+    ahead_keys = traitlets.Dict(default_value={}).tag(sync=True)
+    """``{"next": ["ArrowDown", "n"], "prev": [...]}``: keys (``KeyboardEvent.key``, letters lower-case)
+    on which the browser paints ``ahead`` at once; ``{}`` (a viewer alone) paints nothing ahead."""
 
     default_window = traitlets.List(traitlets.Float(), default_value=[0.0, 255.0])
     """Robust window of the current volume (not synced): what a "reset window" control restores."""
@@ -265,6 +283,37 @@ class SliceViewer(anywidget.AnyWidget):
             self.slice_index = index
             self.message = ""
 
+    def announce(self, moves: Mapping[str, tuple[Any, PackedCase, str, str]]) -> None:
+        """Announce what each patient move will show from the current case (see ``ahead``).
+
+        Parameters
+        ----------
+        moves : mapping
+            ``"next"`` / ``"prev"`` -> (case, its packed volume, the identity the review state will
+            give it, the patient's name). Moves left out are not painted ahead.
+        """
+        ahead: dict[str, Any] = {}
+        for move, (case, packed, identity, label) in moves.items():
+            if not packed.belongs_to(case) or not self.shows_current:
+                continue
+            _, _, shape, window = packed.volume
+            affine = getattr(case, "affine", None)
+            low, high = (min(max(float(v), 0.0), 255.0) for v in window)  # as the window trait clamps
+            ahead[move] = {
+                "key": packed.key,
+                "case_id": identity,
+                "label": label,
+                "phase": packed.phase,
+                "shape": [int(n) for n in shape],
+                "spacing": [float(v) for v in case.spacing],
+                "window": [low, high],
+                "orientation": edge_letters(affine) if affine is not None else {},
+            }
+        if ahead:
+            ahead["from"] = self.case_id
+        if ahead != self.ahead:
+            self.ahead = ahead
+
     def show_message(self, text: str) -> None:
         """Drop the volume and show ``text`` (a case error, "no patients") instead of the images."""
         with self.hold_sync():
@@ -272,6 +321,7 @@ class SliceViewer(anywidget.AnyWidget):
             self.volume_id = ""
             self.volume_key = ""
             self.orientation = {}
+            self.ahead = {}
             self.image = b""
             self.labels = b""
             self.shape = [0, 0, 0]
