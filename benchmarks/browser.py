@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -162,7 +163,10 @@ class _Server:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.base = f"http://127.0.0.1:{self.port}/"
+        # `cmrqc serve` asks a token of every request; it takes ours from the environment.
+        self.token = secrets.token_urlsafe(24)
+        self.url = f"{self.base}?token={self.token}"
         self.log_path = root / "serve.log"
         cmrqc = shutil.which("cmrqc")
         command = [cmrqc] if cmrqc else [sys.executable, "-c", "from cmrqc_widgets.cli import main; main()"]
@@ -173,6 +177,7 @@ class _Server:
     def start(self) -> None:
         env = dict(os.environ)
         env.pop("JUPYTERHUB_USER", None)
+        env["CMRQC_VOILA_TOKEN"] = self.token
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -187,7 +192,7 @@ class _Server:
     def wait_until_up(self, timeout: float) -> None:
         """Until Voilà answers on its port (any HTTP status); RuntimeError with the log otherwise."""
         # A static file: asking for "/" would start a kernel of its own.
-        url = f"{self.url}voila/static/extension.js"
+        url = f"{self.base}voila/static/extension.js"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -545,8 +550,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--part", action="append", help='only this part, e.g. "next patient" (repeatable)')
     parser.add_argument("--moves", type=int, help="patient moves per part")
+    parser.add_argument("--root", type=Path, help="data root to keep (serve.log)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        found = bench_browser(Path(folder), quick=args.quick, parts=tuple(args.part) if args.part else None,
-                              moves=args.moves)  # fmt: skip
+        found = bench_browser(args.root or Path(folder), quick=args.quick, moves=args.moves,
+                              parts=tuple(args.part) if args.part else None)  # fmt: skip
     print(json.dumps(found, indent=1))

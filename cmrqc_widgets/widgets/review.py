@@ -190,6 +190,7 @@ class ReviewWidget(VBox):
         self.slice_view.ahead_keys = keymap.patient_move_keys()
         st.observe(guard(self.announce_moves), ["case_serial", "queue"])
         st.prefetcher.on_prepared = _when_prepared(weakref.ref(self))
+        self.offer_neighbours()  # those packed while the screen was being built had no listener yet
 
         # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
