@@ -158,3 +158,19 @@ def test_a_stale_announcement_is_replaced_by_the_kernels_choice(page):
     watch = page.evaluate("() => window.__watch")
     assert watch["wrong"] == [], watch["wrong"][:5]
 
+
+
+def test_a_patient_key_typed_in_the_comment_box_moves_nothing(page):
+    """"n" typed in the comment box is text: nothing is painted ahead, the patient stays."""
+    before = page.locator(VIEWER).get_attribute("data-patient")
+    box = page.locator(".cmrqc-comment textarea").first
+    box.click()
+    page.keyboard.type("nnp")
+    page.wait_for_timeout(800)
+    keys = page.evaluate("() => window.__watch.keys.slice(-3)")
+    assert [k["ahead"] for k in keys] == [False, False, False]
+    assert page.locator(VIEWER).get_attribute("data-patient") == before
+    assert box.input_value().endswith("nnp")
+    page.keyboard.press("Escape")
+    watch = page.evaluate("() => window.__watch")
+    assert watch["wrong"] == [], watch["wrong"][:5]
