@@ -90,11 +90,12 @@ JS_ARM = """([kind, timeoutMs]) => {
   b.pending = new Promise((resolve) => {
     const finish = (error) => {
       obs.disconnect(); clearTimeout(timer);
-      const tChange = performance.now();
+      const tChange = performance.now(), ahead = el.dataset.ahead === '1';
       const report = () => resolve({ error, tArm, tInput: b.input ? b.input.t : null,
         tDispatch: b.input ? b.input.d : null, tChange,
         tPainted: performance.now(), slice: el.dataset.slice, paintMs: Number(el.dataset.paintMs),
-        tNamed: Number(el.dataset.namedAt || NaN), fromMemory: el.dataset.fromMemory === '1' });
+        tNamed: Number(el.dataset.namedAt || NaN), fromMemory: el.dataset.fromMemory === '1',
+        ahead });
       if (error) return report();
       requestAnimationFrame(() => {
         const ch = new MessageChannel();
@@ -112,6 +113,12 @@ JS_ARM = """([kind, timeoutMs]) => {
     obs.observe(el, { attributes: true, attributeFilter: ['data-ready', 'data-slice', 'data-draws'] });
   });
   return true;
+}"""
+
+# When the kernel's choice (volume_key) last reached the viewer, once that is after time `t`.
+JS_NAMED_AFTER = """(t) => {
+  const at = Number(window.__bench.el.dataset.namedAt || NaN);
+  return at >= t ? at : false;
 }"""
 
 JS_SLICE = """() => {
@@ -332,15 +339,18 @@ def _bench_loads(browser: Any, server: _Server, loads: int, result: dict[str, An
 
 
 def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int) -> dict[str, Any]:
-    times, sizes, labels, named, memory = [], [], [], [], 0
+    times, sizes, labels, named, memory, ahead = [], [], [], [], 0, 0
     for _ in range(moves):
         page.hover(".cmrqc-key-area .cmrqc-sv-mri")  # where a reviewer's pointer rests (keys work anywhere)
         counter.total = 0
         out = _measure(page, "volume", lambda: page.keyboard.press("ArrowDown"))
         times.append(out["ms"])
-        if out.get("tNamed") == out.get("tNamed") and out.get("tInput") is not None:  # not NaN
-            named.append(out["tNamed"] - out["tInput"])
+        if out.get("tInput") is not None:
+            # The kernel's choice may reach the viewer after the paint (painted from the announcement).
+            t_named = page.wait_for_function(JS_NAMED_AFTER, arg=out["tInput"], timeout=30_000).json_value()
+            named.append(t_named - out["tInput"])
         memory += bool(out.get("fromMemory"))
+        ahead += bool(out.get("ahead"))
         page.wait_for_timeout(300)  # trailing messages of the same move (list, stats, echoes)
         sizes.append(counter.total)
         labels.append(page.locator("text=/patient \\d+ of \\d+/").first.inner_text().strip())
@@ -351,6 +361,8 @@ def _bench_next_patient(page: Any, server: _Server, counter: _Bytes, moves: int)
         # The key's round trip: from the key to the kernel's choice (volume_key) reaching the viewer.
         "next_patient_to_named_ms": _summary(named),
         "next_patient_from_memory": f"{memory} of {len(times)}",
+        # Painted from the kernel's announcement at the key, before its answer (see slice_viewer.py).
+        "next_patient_painted_ahead": f"{ahead} of {len(times)}",
         "bytes_per_patient_move": int(statistics.median(sizes)),
         "bytes_per_patient_move_max": max(sizes),
         "next_patient_last_label": labels[-1] if labels else "",
@@ -453,7 +465,9 @@ def _bench_play(page: Any, fps: int = 20, seconds: float = 3.0) -> dict[str, Any
     }
 
 
-def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
+def bench_browser(
+    root: Path, quick: bool = False, parts: tuple[str, ...] | None = None, moves: int | None = None
+) -> dict[str, Any]:
     """Benchmark the served dashboard in headless Chromium; see the module docstring.
 
     Parameters
@@ -462,6 +476,11 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         Empty folder for the demo data root and ``serve.log`` (created if missing).
     quick : bool
         Fewer repeats (2 loads, 3 patient moves, 10 slice steps of each kind).
+    parts : tuple of str, optional
+        Only these parts after the loads ("next patient", "slice step", "play", "next patient, 3D
+        open"); all by default.
+    moves : int, optional
+        Patient moves per part (10, or 3 when ``quick``).
 
     Returns
     -------
@@ -471,7 +490,8 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         ``play_fps_at_20``; ``bytes_per_patient_move`` (median websocket bytes received); and
         ``errors``, a list of messages for every part that could not be measured.
     """
-    loads, moves, steps = (2, 3, 10) if quick else (5, 10, 40)
+    loads, default_moves, steps = (2, 3, 10) if quick else (5, 10, 40)
+    moves = moves or default_moves
     result: dict[str, Any] = {"errors": [], "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if not Path(CHROMIUM).exists():
         result["errors"].append(f"{CHROMIUM} is missing (apt-get install -y chromium); no browser figures.")
@@ -499,6 +519,7 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
                 server.wait_quiet(timeout=30)
                 if not page.evaluate(JS_INSTALL):
                     raise RuntimeError("the page has no .cmrqc-slice-viewer element")
+                only = parts
                 parts = [
                     ("next patient", lambda: _bench_next_patient(page, server, counter, moves)),
                     ("slice step", lambda: _bench_slice_steps(page, steps)),
@@ -506,6 +527,8 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
                     ("next patient, 3D open", lambda: _bench_next_patient_3d(page, server, moves)),
                 ]
                 for name, part in parts:
+                    if only is not None and name not in only:
+                        continue
                     try:
                         result.update(part())
                     except Exception as exc:  # one part failing must not lose the others
@@ -518,3 +541,20 @@ def bench_browser(root: Path, quick: bool = False) -> dict[str, Any]:
         server.stop()
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]  # timings are measured under it
     return result
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Browser figures of the served dashboard.")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--part", action="append", help='only this part, e.g. "next patient" (repeatable)')
+    parser.add_argument("--moves", type=int, help="patient moves per part")
+    parser.add_argument("--root", type=Path, help="data root to keep (serve.log)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        found = bench_browser(args.root or Path(folder), quick=args.quick, moves=args.moves,
+                              parts=tuple(args.part) if args.part else None)  # fmt: skip
+    print(json.dumps(found, indent=1))

@@ -20,7 +20,7 @@ from test_never_wrong_patient import signed, stripes_seen  # noqa: F401  (fixtur
 
 from cmrqc_widgets.render.packing import PackedCase, pack_volume
 from cmrqc_widgets.widgets import ReviewWidget
-from cmrqc_widgets.widgets.slice_viewer import BROWSER_KEEPS
+from cmrqc_widgets.widgets.browser_volumes import BROWSER_KEEPS
 
 
 class Browser:
@@ -252,4 +252,66 @@ def test_in_the_mosaic_the_other_phase_goes_first(signed) -> None:  # noqa: F811
     browser.paint()
     assert browser.received[1] == w.slice_view.other_key
     assert other_phase_of(browser.received[1]) == ("ES", str(w.state.patient_dir()))
+    w.close()
+
+
+def test_the_announced_moves_are_what_the_keys_then_show(signed) -> None:  # noqa: F811
+    """Walking next and back: before each key, ``ahead`` names exactly the volume and identity shown after."""
+    root, _ = signed
+    w, browser = screen(root)
+    for key in ["n", "n", "p", "ArrowDown", "n", "ArrowUp", "p", "p"]:
+        move = "next" if key in ("n", "ArrowDown") else "prev"
+        announced = w.slice_view.ahead[move]
+        assert w.slice_view.ahead["from"] == w.slice_view.case_id
+        assert w.handle_key({"event": "keydown", "key": key, "target": {"tagName": "DIV"}})
+        assert (w.slice_view.volume_key, w.slice_view.case_id) == (announced["key"], announced["case_id"])
+        assert announced["label"] == Path(w.state.patient).name
+        assert announced["window"] == w.slice_view.window and announced["shape"] == w.slice_view.shape
+        assert announced["orientation"] == w.slice_view.orientation
+        assert stripes_seen(browser.paint()) == number(w.state.patient)
+        w.wait_idle()
+    w.close()
+
+
+def test_the_announced_moves_follow_the_order_and_the_queue(signed) -> None:  # noqa: F811
+    """A new order, a filter and a decision re-announce the next patient at once (before any key)."""
+    root, _ = signed
+    w, _browser = screen(root)
+    assert Path(w.slice_view.ahead["next"]["label"]).name == "p2"
+    w.state.register_order("p3 first", lambda state: [0, 2, 1, 3, 4])
+    w.order_dropdown.options = w.state.orders()
+    w.order_dropdown.value = "p3 first"
+    w.wait_idle()
+    assert w.slice_view.ahead["next"]["label"] == "p3"  # never the kept p2
+    assert w.slice_view.ahead["prev"]["label"] == "p5"
+    w.state.decide("accept")
+    w.state.set_phase("ES")
+    w.state.decide("accept")
+    w.state.set_phase("ED")
+    w.state.jump(2)  # p3, then a filter that leaves only the undecided ones
+    w.filter_dropdown.value = "undecided"
+    w.wait_idle()
+    assert [Path(w.state.patients[i]).name for i in w.state.queue] == ["p3", "p2", "p4", "p5"]
+    assert w.slice_view.ahead["next"]["label"] == "p2" and w.slice_view.ahead["prev"]["label"] == "p5"
+    w.state.decide("reject")
+    w.state.set_phase("ES")
+    w.state.decide("reject")  # p3 leaves the undecided queue; the screen stays on p3
+    assert w.slice_view.ahead["from"] == w.slice_view.case_id
+    assert w.slice_view.ahead["next"]["label"] == "p2" and w.slice_view.ahead["prev"]["label"] == "p5"
+    w.state.jump(1)  # p2; its decisions take p3 out of its neighbours
+    w.wait_idle()
+    assert w.slice_view.ahead["prev"]["label"] == "p5"  # p1 and p3 are decided
+    assert w.slice_view.ahead["next"]["label"] == "p4"
+    w.state.dataset = ""  # no dataset: nothing announced
+    assert w.slice_view.ahead == {}
+    w.close()
+
+
+def test_nothing_is_announced_for_a_case_that_could_not_be_shown(signed) -> None:  # noqa: F811
+    """A failed case (an error sentence instead of the images) announces no move."""
+    root, _ = signed
+    w, _browser = screen(root)
+    assert w.slice_view.ahead
+    w.state.fail_case("the file is broken")
+    assert w.slice_view.ahead == {}
     w.close()

@@ -4,7 +4,9 @@ Guarantees:
 
 - **Keys work wherever the mouse is** and never while a text field has focus: one listener on the
   whole document (``hotkeys.js``) forwards shortcut keys to the kernel, skipping any key typed in a
-  ``TEXTAREA``, a text ``INPUT`` or an editable element. Hovering moves no focus.
+  ``TEXTAREA``, a text ``INPUT`` or an editable element. Hovering moves no focus. The slice
+  viewer also listens for the patient keys, by the same rule, to paint the next patient the kernel
+  announced at once (issue 14, see ``slice_viewer.py``); the key reaches the kernel only from here.
 - **Typed text is saved**: the comment box sends its text on every keystroke (a draft the kernel
   saves ~1 s after the typing pauses, see :class:`~.panels.DecisionBar`); the page also asks for
   it to be saved when the box is left (``Esc`` leaves it) and when the page is hidden or closed

@@ -89,6 +89,18 @@ def forwarded_keys() -> list[str]:
     return sorted({*KEYMAP, *SHIFTED})
 
 
+def patient_move_keys() -> dict[str, list[str]]:
+    """``{"next": [...], "prev": [...]}``: the keys of ``next_patient`` and ``prev_patient``.
+
+    The slice viewer paints the case the kernel announced for these keys at once (issue 14).
+    """
+    moves = {"next": "next_patient", "prev": "prev_patient"}
+    return {
+        move: sorted(key for key, (name, _) in KEYMAP.items() if name == method)
+        for move, method in moves.items()
+    }
+
+
 def is_typing_target(event: Mapping[str, Any]) -> bool:
     """True when the key event comes from a text field (the comment box, a number box ...)."""
     target = event.get("target") or {}

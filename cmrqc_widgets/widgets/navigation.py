@@ -39,8 +39,13 @@ class NavigationState(HasTraits):
         """Previous patient of the queue, wrapping from the first to the last."""
         self._step_patient(-1)
 
+    def step_target(self, direction: int) -> int | None:
+        """The patient index :meth:`next_patient` (``direction > 0``) or :meth:`prev_patient` would
+        go to now (None when the queue is empty); what the slice viewer is told ahead (issue 14)."""
+        return self._neighbour(direction)
+
     def _step_patient(self, direction: int) -> None:
-        target = self._neighbour(direction)
+        target = self.step_target(direction)
         if target is None:
             self.notice = "No patients match the filter." if self.patients else ""
             return

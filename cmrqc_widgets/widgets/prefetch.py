@@ -146,6 +146,13 @@ class Prefetcher:
                     found.append(entry[1])
             return found
 
+    def ready_case(self, name: str, patient_dir: Path, phase: str) -> tuple[Any, Any] | None:
+        """(case, result) of task ``name`` kept for this patient folder and phase, or None; no waiting."""
+        with self._cv:
+            entry = self._results.get((str(patient_dir), phase, name))
+            case = entry[0]() if entry is not None else None
+            return None if case is None else (case, entry[1])
+
     def busy(self) -> bool:
         """True while there is work left."""
         with self._cv:

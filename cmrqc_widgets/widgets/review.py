@@ -45,7 +45,7 @@ from typing import Any
 from ipywidgets import HTML, HBox, Layout, VBox
 from traitlets import dlink, link
 
-from ..render.packing import pack_case
+from ..render.packing import identity_text, pack_case
 from . import keys as keymap
 from .case_info import CaseInfo
 from .controls import DisplayControls, SliceControls
@@ -187,7 +187,11 @@ class ReviewWidget(VBox):
         st.add_task("points", self.volume_view.points_for, lambda: self.volume_view.expanded)
         # The neighbours' volumes go to the browser once it has painted the case (issue 14).
         st.observe(guard(self.offer_neighbours), "neighbours")
+        # What the patient keys will show, told ahead (issue 14): after every case, order or queue change.
+        self.slice_view.ahead_keys = keymap.patient_move_keys()
+        st.observe(guard(self.announce_moves), ["case_serial", "queue"])
         st.prefetcher.on_prepared = _when_prepared(weakref.ref(self))
+        self.offer_neighbours()  # those packed while the screen was being built had no listener yet
 
         # The image column takes the width left over; the slice viewer sizes its frames to it.
         left = VBox(
@@ -362,6 +366,22 @@ class ReviewWidget(VBox):
         st = self.state
         ready = st.prefetcher.ready("pack", st.neighbours) if st.case is not None else []
         self.slice_view.offer(ready)
+        self.announce_moves()
+
+    def announce_moves(self, change: Any = None) -> None:
+        """Tell the slice viewer which case the next / previous patient keys will show from here
+        (:meth:`SliceViewer.announce`), for those whose volume is packed already."""
+        st = self.state
+        moves = {}
+        for move, direction in (("next", +1), ("prev", -1)):
+            target = st.step_target(direction) if st.case is not None else None
+            folder = st.allowed_dir(st.patients[target]) if target not in (None, st.patient_index) else None
+            found = st.prefetcher.ready_case("pack", folder, st.phase) if folder is not None else None
+            if found is not None:
+                patient = st.patients[target]
+                identity = identity_text(patient, st.phase, st.case_serial + 1)  # as the move's load names it
+                moves[move] = (*found, identity, patient_name(patient))
+        self.slice_view.announce(moves)
 
     def close(self) -> None:
         """Save a pending comment, release the dataset, stop the background threads, close all widgets."""

@@ -14,7 +14,9 @@
 // case the review state shows ("<serial>:<phase>:<patient>"); the volume's key names the case it
 // was packed from. A volume whose id is not `case_id`, or whose key is another patient or phase,
 // is never painted: the canvases are cleared and, unless its replacement is still on its way, the
-// viewer says which case it could not show. Only the volume `volume_key` names is ever looked up.
+// viewer says which case it could not show. Only the volume `volume_key` names is ever looked up,
+// but for one exception: on a next/previous-patient key, the volume the kernel announced for that
+// key (`ahead`) is painted at once, named in the page, until the kernel's answer (see "ahead").
 // The mosaic's other phase is `other_key`'s volume, painted only when its key is the patient of
 // `case_id` in the other phase; until then its half says "ES loading…" (or "ED loading…").
 
@@ -50,6 +52,15 @@ function copySlice(volume, shape, view, k, out) {
 }
 
 const NOTE = `<div class="cmrqc-sv-note" hidden></div>`; // "ES loading…" in a mosaic half
+
+// A text field has focus (as hotkeys.js decides): its keys are typing, never a move.
+const NON_TEXT_INPUTS = new Set(["checkbox", "radio", "range", "button", "submit", "reset", "color", "file"]);
+function typingIn(target) {
+  if (!target || !target.tagName) return false;
+  if (target.isContentEditable || target.tagName === "TEXTAREA") return true;
+  return target.tagName === "INPUT" && !NON_TEXT_INPUTS.has(String(target.type || "text").toLowerCase());
+}
+
 // Orientation letters: one span per edge of each image, filled from the `orientation` trait.
 const EDGES = ["left", "right", "top", "bottom"].map((e) => `<span class="cmrqc-sv-or" data-edge="${e}"></span>`).join("");
 
@@ -90,7 +101,7 @@ function render({ model, el }) {
   const codeOn = new Uint8Array(256); // structure code -> drawn?
 
   function buildLut() {
-    const [low, high] = model.get("window");
+    const [low, high] = shown("window");
     const span = Math.max(high - low, 1e-6);
     for (let v = 0; v < 256; v++) lut[v] = Math.max(0, Math.min(255, Math.round(((v - low) / span) * 255)));
   }
@@ -115,7 +126,7 @@ function render({ model, el }) {
   // The volume held is not the case on screen (identity check; the kernel checks it too): the
   // case it was chosen for, or the case its bytes were packed from, is another. Returns whose it is.
   function refused() {
-    const expected = model.get("case_id");
+    const expected = guess ? guess.case_id : model.get("case_id");
     if (!volume || !expected) return "";
     if (volume.id !== expected) return describe(volume.id);
     const source = describeKey(volume.key);
@@ -123,7 +134,7 @@ function render({ model, el }) {
   }
 
   function placeLetters() {
-    const letters = (model.get("orientation") || {})[model.get("view")] || {};
+    const letters = (shown("orientation") || {})[model.get("view")] || {};
     for (const span of el.querySelectorAll(".cmrqc-sv-or")) span.textContent = letters[span.dataset.edge] || "";
   }
 
@@ -149,8 +160,8 @@ function render({ model, el }) {
       el.dataset.frame = String(Math.round(frameSize()));
       return;
     }
-    const g = geometry(volume.shape, model.get("spacing"), model.get("view"));
-    const sa = geometry(volume.shape, model.get("spacing"), "sa");
+    const g = geometry(volume.shape, shown("spacing"), model.get("view"));
+    const sa = geometry(volume.shape, shown("spacing"), "sa");
     const frame = frameSize();
     const pxPerMm = (frame / Math.max(sa.width * sa.mmW, sa.height * sa.mmH, 1e-6)) * model.get("zoom");
     const width = g.width * g.mmW * pxPerMm;
@@ -176,6 +187,7 @@ function render({ model, el }) {
       el.dataset.volumeId = "";
       return;
     }
+    if (volume.id !== named) nameInPage();
     const mode = screenMode();
     showPanels(mode);
     el.dataset.volumeId = volume.id;
@@ -184,9 +196,9 @@ function render({ model, el }) {
     if (mode === "three") return drawThree();
     const t0 = performance.now();
     const view = model.get("view");
-    const g = geometry(volume.shape, model.get("spacing"), view);
+    const g = geometry(volume.shape, shown("spacing"), view);
     if (g.n < 1) return;
-    const k = Math.max(0, Math.min(model.get("slice_index"), g.n - 1));
+    const k = Math.max(0, Math.min(shown("slice_index"), g.n - 1));
     const size = g.width * g.height;
     const grey = new Uint8Array(size);
     const codes = new Uint8Array(size);
@@ -270,10 +282,10 @@ function render({ model, el }) {
     const [, phase] = String(model.get("case_id")).split(":");
     const caption = (i) => figures[i].querySelector("figcaption");
     const panes = [0, 1].map((i) => ({ canvas: canvases[i], note: notes[i], caption: caption(i) }));
-    const shown = drawPhaseMosaics(panes, phase, volume, other, otherRefused, model.get("spacing"), paintTile);
-    el.dataset.mosaicEd = shown.ED;
-    el.dataset.mosaicEs = shown.ES;
-    el.dataset.mosaic = shown[phase === "ES" ? "ES" : "ED"];
+    const drawn = drawPhaseMosaics(panes, phase, volume, other, otherRefused, shown("spacing"), paintTile);
+    el.dataset.mosaicEd = drawn.ED;
+    el.dataset.mosaicEs = drawn.ES;
+    el.dataset.mosaic = drawn[phase === "ES" ? "ES" : "ED"];
     layout();
     status.textContent = `all ${volume.shape[0]} slices, ED and ES (mosaic)`;
     el.dataset.draws = String(++draws);
@@ -457,12 +469,120 @@ function render({ model, el }) {
   resize.observe(el);
   window.addEventListener("resize", layout);
 
+  // --- ahead: the next patient painted at the key, before the kernel's answer (issue 14) -------
+  // The kernel announces in `ahead` the case each patient key (`ahead_keys`) will show from the
+  // case on screen. On such a key, if the viewer shows that case, no earlier move is unanswered
+  // and the announced volume is decoded here, it is painted at once with what the switch will set
+  // (slice, window, spacing, letters) and its patient is named in the page; the key still goes to
+  // the kernel (hotkeys.js). The kernel's answer ends the guess (select() paints its choice, the
+  // same volume or another); no answer within ANSWER_MS puts the kernel's case back.
+  const ANSWER_MS = 3000;
+  let guess = null; // the announced case painted, until the kernel answers
+  let guessTimer = null;
+  let unanswered = 0; // patient keys sent since the kernel's last answer
+  let lastMoveAt = 0;
+  let answer = `${model.get("case_id")}|${model.get("volume_key")}`;
+
+  // A trait as the case painted sets it: the guess's while there is one, else the kernel's.
+  function shown(name) {
+    if (!guess) return model.get(name);
+    if (name === "slice_index") return guess.slice;
+    return name in guess ? guess[name] : model.get(name);
+  }
+
+  function onMoveKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typingIn(event.target)) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    const keys = model.get("ahead_keys") || {};
+    const move = ["next", "prev"].find((m) => (keys[m] || []).includes(key));
+    if (!move || !el.isConnected || el.closest(".cmrqc-offline")) return; // offline: no key is sent
+    const now = performance.now();
+    if (now - lastMoveAt > ANSWER_MS) unanswered = 0; // a key the kernel ignored
+    lastMoveAt = now;
+    if (unanswered++ === 0) paintAhead(move);
+  }
+
+  function paintAhead(move) {
+    const ahead = model.get("ahead") || {};
+    const next = ahead[move];
+    const here = model.get("case_id");
+    if (!next || guess || loading || error || model.get("message") || !volume) return;
+    if (ahead.from !== here || volume.id !== here || refused()) return;
+    if (screenMode() !== "single") return; // a mosaic's other half and the three views wait for the kernel
+    if (describeKey(next.key) !== describe(next.case_id)) return; // the key's case is the one named
+    const decoded = store.decodedNow(next.key);
+    if (!decoded || decoded.shape.join() !== next.shape.join()) return;
+    const n = geometry(next.shape, next.spacing, model.get("view")).n;
+    guess = { ...next, slice: Math.floor(n / 2) }; // a new patient opens at the middle slice
+    volume = { ...decoded, id: next.case_id, key: next.key };
+    if (!decoded.bbox) decoded.bbox = labelBox(decoded.labels, decoded.shape);
+    bbox = decoded.bbox;
+    pan.x = pan.y = 0;
+    buildLut();
+    invertLut();
+    placeLetters();
+    layout();
+    draw();
+    el.dataset.ahead = "1";
+    el.dataset.fromMemory = "1";
+    el.dataset.ready = "1";
+    guessTimer = setTimeout(() => guess && select(), ANSWER_MS);
+  }
+
+  function endGuess() {
+    if (!guess) return;
+    guess = null;
+    clearTimeout(guessTimer);
+    buildLut();
+    invertLut();
+    placeLetters();
+  }
+
+  // The kernel's answer (one per message, whichever of its traits changed): a guess ends now.
+  function answered() {
+    const now = `${model.get("case_id")}|${model.get("volume_key")}`;
+    if (now === answer) return;
+    answer = now;
+    unanswered = Math.max(0, unanswered - 1);
+    endGuess();
+  }
+
+  // The patient named in the page is the one painted: the viewer's data-patient, and the header's
+  // and title's names follow every new volume painted, in the same frame (the kernel's own header
+  // update comes a message later, and with the same name once the kernel has chosen).
+  let named = "";
+  let nameWatch = null;
+  function nameInPage() {
+    if (!volume || refused() || panels.hidden) return;
+    named = volume.id;
+    const ours = guess && guess.case_id === volume.id;
+    const label = ours ? guess.label : describe(volume.id).replace(/ [^ ]*$/, "");
+    const phase = ours ? guess.phase : String(volume.id).split(":")[1] || "";
+    el.dataset.patient = label;
+    const root = el.closest(".cmrqc-review");
+    if (!root) return;
+    const write = (node, text) => node.textContent !== text && (node.textContent = text);
+    for (const node of root.querySelectorAll(".cmrqc-header .cmrqc-patient-name")) write(node, label);
+    for (const node of root.querySelectorAll(".cmrqc-title-case")) write(node, `${label} ${phase}`);
+    if (!nameWatch) {
+      // A header or title redrawn by the kernel meanwhile (a save, a check) says the painted patient.
+      const watched = [root.querySelector(".cmrqc-header"), root.querySelector(".cmrqc-title")];
+      if (watched.some((node) => !node)) return;
+      nameWatch = new MutationObserver(() => nameInPage());
+      const options = { subtree: true, childList: true, characterData: true };
+      nameWatch.observe(watched[0], options);
+      nameWatch.observe(watched[1].parentElement, options);
+    }
+  }
+
   // Show the volume the kernel names: from the store (kept ahead, or sent with the switch), else
   // ask for it and wait (its message calls this again). Nothing but `volume_key` is looked up.
   async function select() {
     const mine = ++generation;
     const key = model.get("volume_key");
     const id = model.get("volume_id");
+    endGuess(); // the kernel's choice is shown, whatever was painted ahead
+    el.dataset.ahead = "0";
     el.dataset.ready = "0";
     el.dataset.namedAt = performance.now().toFixed(1); // when the kernel's choice arrived (benchmarks)
     el.dataset.fromMemory = store.has(key) ? "1" : "0";
@@ -543,6 +663,7 @@ function render({ model, el }) {
   panels.addEventListener("wheel", onWheel, { passive: false });
 
   const handlers = [
+    ["change:volume_key change:volume_id change:case_id", answered], // first: a guess ends here
     ["change:volume_key change:shape change:volume_id", queueSelect],
     // After the whole message: its new volume, if any, has queued its load by then.
     ["change:case_id", () => (queueOther(), queueMicrotask(draw))],
@@ -557,6 +678,7 @@ function render({ model, el }) {
   ];
   for (const [events, handler] of handlers) for (const name of events.split(" ")) model.on(name, handler);
 
+  window.addEventListener("keydown", onMoveKey, true); // before hotkeys.js sends the key (document)
   buildLut();
   invertLut();
   buildColours();
@@ -576,6 +698,9 @@ function render({ model, el }) {
     panels.removeEventListener("contextmenu", noMenu);
     resize.disconnect();
     window.removeEventListener("resize", layout);
+    window.removeEventListener("keydown", onMoveKey, true);
+    clearTimeout(guessTimer);
+    if (nameWatch) nameWatch.disconnect();
     for (const [events, handler] of handlers) for (const name of events.split(" ")) model.off(name, handler);
   };
 }

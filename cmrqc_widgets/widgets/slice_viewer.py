@@ -32,12 +32,22 @@ out with the neighbours once the case is painted, and the browser paints it only
 patient and phase are ``case_id``'s patient and the other phase; until then that half says
 "ES loading…". The drawing of the mosaic and of the three views (short axis and both long axes
 with cross-reference lines) lives in ``slice_views.js``.
+
+A switch without the round trip (issue 14): the kernel announces in ``ahead`` the case each
+patient-move key (``ahead_keys``) will show from the case on screen — the volume key, the identity
+it will give it, the patient's name and what the new case sets (shape, spacing, window,
+orientation letters) — and updates it whenever the order, the queue, the dataset or the case
+changes. On such a key the browser paints that volume at once, if it holds it, and names its patient
+in the page (viewer, header and title) in the same frame; the key still goes to the kernel, which
+chooses. Its answer (``volume_key``, ``case_id``) ends the guess: the same case is confirmed, another
+is painted instead. Only announced volumes are painted ahead, only from the case the announcement
+was made for, and never while an earlier move is unanswered.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,7 @@ from ..render.packing import (
     pack_volume,
     view_length,
 )
+from .browser_volumes import BrowserVolumes
 
 # Packing moved to render/packing.py; these names stay importable from here (tests, notebooks).
 __all__ = [
@@ -74,21 +85,7 @@ __all__ = [
     "view_length",
 ]
 
-BROWSER_KEEPS = 8
-"""Volumes the browser keeps (slice_viewer.js ``KEEP``): the current case, both phases of the
-previous and next patients, the other phase here, and slack."""
-
-KERNEL_ASSUMES = BROWSER_KEEPS
-"""Volumes the kernel assumes the browser still holds: it mirrors the browser's least-recently-used
-order (both touch a volume when it is sent and when it is shown), so a neighbour the browser still
-holds is not sent again; a mismatch (a second view, a reload) costs one ``want`` round trip, never
-a wrong image."""
-
-MAX_KEY_CHARS = 8192
-"""Longest volume key accepted from the browser (a longer one is ignored)."""
-
-
-class SliceViewer(anywidget.AnyWidget):
+class SliceViewer(BrowserVolumes, anywidget.AnyWidget):
     """MRI with overlay and the labels alone, side by side, painted in the browser.
 
     Examples
@@ -153,6 +150,14 @@ class SliceViewer(anywidget.AnyWidget):
     a volume whose ``volume_id`` equals it."""
     volume_id = traitlets.Unicode("").tag(sync=True)
     """Identity of the case ``image`` and ``labels`` were packed from ('' when none)."""
+
+    ahead = traitlets.Dict(default_value={}).tag(sync=True)
+    """What each patient-move key will show from the case on screen (:meth:`announce`):
+    ``{"from": case_id, "next": {"key", "case_id", "label", "phase", "shape", "spacing", "window",
+    "orientation"}, "prev": {...}}``; ``{}`` when nothing is announced."""
+    ahead_keys = traitlets.Dict(default_value={}).tag(sync=True)
+    """``{"next": ["ArrowDown", "n"], "prev": [...]}``: keys (``KeyboardEvent.key``, letters lower-case)
+    on which the browser paints ``ahead`` at once; ``{}`` (a viewer alone) paints nothing ahead."""
 
     default_window = traitlets.List(traitlets.Float(), default_value=[0.0, 255.0])
     """Robust window of the current volume (not synced): what a "reset window" control restores."""
@@ -286,6 +291,37 @@ class SliceViewer(anywidget.AnyWidget):
             self.slice_index = index
             self.message = ""
 
+    def announce(self, moves: Mapping[str, tuple[Any, PackedCase, str, str]]) -> None:
+        """Announce what each patient move will show from the current case (see ``ahead``).
+
+        Parameters
+        ----------
+        moves : mapping
+            ``"next"`` / ``"prev"`` -> (case, its packed volume, the identity the review state will
+            give it, the patient's name). Moves left out are not painted ahead.
+        """
+        ahead: dict[str, Any] = {}
+        for move, (case, packed, identity, label) in moves.items():
+            if not packed.belongs_to(case) or not self.shows_current:
+                continue
+            _, _, shape, window = packed.volume
+            affine = getattr(case, "affine", None)
+            low, high = (min(max(float(v), 0.0), 255.0) for v in window)  # as the window trait clamps
+            ahead[move] = {
+                "key": packed.key,
+                "case_id": identity,
+                "label": label,
+                "phase": packed.phase,
+                "shape": [int(n) for n in shape],
+                "spacing": [float(v) for v in case.spacing],
+                "window": [low, high],
+                "orientation": edge_letters(affine) if affine is not None else {},
+            }
+        if ahead:
+            ahead["from"] = self.case_id
+        if ahead != self.ahead:
+            self.ahead = ahead
+
     def show_message(self, text: str) -> None:
         """Drop the volume and show ``text`` (a case error, "no patients") instead of the images."""
         with self.hold_sync():
@@ -294,6 +330,7 @@ class SliceViewer(anywidget.AnyWidget):
             self.volume_key = ""
             self.other_key = ""
             self.orientation = {}
+            self.ahead = {}
             self.image = b""
             self.labels = b""
             self.shape = [0, 0, 0]
@@ -316,76 +353,3 @@ class SliceViewer(anywidget.AnyWidget):
     def volume_nbytes(self) -> int:
         """Bytes of the volume as sent to the browser (both compressed streams)."""
         return len(self.image) + len(self.labels)
-
-    # -- volumes kept in the browser (issue 14) ------------------------------------------------
-    def offer(self, neighbours: Iterable[PackedCase | None]) -> int:
-        """Volumes the browser should hold next (neighbours first first); returns how many went out.
-
-        They are sent once the browser reports the current volume painted (at once when it
-        already has), so they never delay the case on screen; volumes it holds are not sent again.
-        """
-        self._offered = [p for p in neighbours if p is not None][: KERNEL_ASSUMES - 1]
-        other = self._other_phase(self._offered)
-        if other is not None and self._current is not None:
-            self._other = other
-            self.other_key = other.key
-        return self._push()
-
-    def _other_phase(self, candidates: Iterable[PackedCase]) -> PackedCase | None:
-        """The candidate packed from the current case's patient folder and its other phase, if any
-        (the identity check of the mosaic's second half: never another patient's volume)."""
-        here = self._current
-        if here is None or not here.patient_dir:
-            return None
-        for packed in candidates:
-            if packed.patient_dir == here.patient_dir and packed.phase != here.phase and packed.phase:
-                return packed
-        return None
-
-    def holds(self, key: str) -> bool:
-        """Whether the browser is believed to hold the volume ``key`` (sent and not yet evicted)."""
-        return key in self._sent
-
-    def _push(self) -> int:
-        if not self.volume_key or self.painted_key != self.volume_key:
-            return 0  # the case on screen first
-        sent = 0
-        # The other phase too when it was not offered (it was the case on screen a moment ago),
-        # and first when the mosaic shows it beside this one.
-        order = (self._other, *self._offered) if self.mosaic else (*self._offered, self._other)
-        for packed in (p for p in order if p is not None):
-            if packed.key not in self._sent:
-                self._send_volume(packed)
-                sent += 1
-        return sent
-
-    def _send_volume(self, packed: PackedCase) -> None:
-        image, labels, shape, _ = packed.volume
-        self.send({"type": "volume", "key": packed.key, "shape": list(shape)}, buffers=[image, labels])
-        self.n_volumes_sent += 1
-        self._sent[packed.key] = None
-        self._sent.move_to_end(packed.key)
-        while len(self._sent) > KERNEL_ASSUMES:
-            oldest = next(iter(self._sent))
-            if oldest == self.volume_key:  # never forget the one on screen
-                self._sent.move_to_end(oldest)
-                oldest = next(iter(self._sent))
-            del self._sent[oldest]
-
-    def _on_browser_message(self, widget: Any, content: Any, buffers: Any) -> None:
-        """``painted`` (send the neighbours now) or ``want`` (a view lacks a volume: send it)."""
-        if not isinstance(content, dict):
-            return
-        key = content.get("key")
-        if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
-            return
-        kind = content.get("type")
-        if kind == "painted":
-            self.painted_key = key
-            self._push()
-        elif kind == "want":
-            # That view holds nothing we sent before it: start afresh (sending again is harmless).
-            self._sent.clear()
-            held = [p for p in (self._current, self._other, *self._offered) if p is not None and p.key == key]
-            if held:  # only volumes the kernel chose or offered, never anything else
-                self._send_volume(held[0])

@@ -67,7 +67,7 @@ function volumeStore() {
       }
       return { image, labels: labels.length ? labels : new Uint8Array(n), shape: shape.slice() };
     });
-    entry.promise.catch(() => {}); // reported when (if) it is shown
+    entry.promise.then((decoded) => (entry.decoded = decoded), () => {}); // errors: reported when shown
     entries.set(key, entry);
     bytes += entry.bytes;
     evict(key);
@@ -82,5 +82,14 @@ function volumeStore() {
     return entry.promise;
   }
 
-  return { put, get, has: (key) => entries.has(key), keys: () => [...entries.keys()] };
+  // The decoded volume now, without waiting (undefined while decoding or not held): a paint ahead
+  // of the kernel's answer happens in the key's own event, or not at all.
+  function decodedNow(key) {
+    const entry = entries.get(key);
+    if (!entry || !entry.decoded) return undefined;
+    get(key);
+    return entry.decoded;
+  }
+
+  return { put, get, decodedNow, has: (key) => entries.has(key), keys: () => [...entries.keys()] };
 }
