@@ -54,6 +54,19 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
 
 
+def stop_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop ``process`` and its process group: SIGTERM (JupyterHub stops its proxy and user servers,
+    Voilà shuts its kernels down), then SIGKILL after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @dataclass
 class Server:
     """A server process started for a test, with its log file."""
@@ -152,15 +165,7 @@ class Server:
             tree = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
             tree = []
-        # SIGTERM first: JupyterHub stops its proxy and user servers, Voilà shuts its kernels down.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_group(self.process, timeout)
         for child in tree:
             with contextlib.suppress(psutil.Error):
                 child.terminate()

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import stop_group
 from synthetic import REVIEWER, write_case, write_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -97,14 +96,7 @@ def review_page(browser, root: Path, dataset: str):
     finally:
         if tab is not None:
             tab.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_group(process, timeout=10)
         log.close()
 
 

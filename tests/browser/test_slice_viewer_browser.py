@@ -5,11 +5,8 @@ Screenshots go to ``test-artifacts/slice_viewer/`` (not committed). Paint times 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +16,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import stop_group
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -138,14 +136,7 @@ def voila_url(tmp_path_factory):
                 time.sleep(0.3)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):  # a server that died early is already gone
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_group(process, timeout=10)
         log.close()
 
 
